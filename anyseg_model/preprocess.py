@@ -1,0 +1,69 @@
+"""Raw arrays per modality -> the model's input tensors. The node and training both use this.
+
+Each modality's representation turns its raw array into a (3, H, W) float image; all of them are
+then brought to one size (the reference image's, or the network's ``input_size``), because the
+shared encoder sees the modalities of a sample as one folded batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .modalities import canonical
+from .representations import LidarScan, Representation
+
+# Dense images interpolate; sparse or categorical ones (projected LiDAR, event counts, depth with
+# holes) keep their samples: averaging a hole with a hit invents geometry.
+_SMOOTH = {"rgb", "image"}
+
+
+def reference_size(arrays: Mapping[str, Any]) -> tuple[int, int]:
+    """(H, W) of the first image-like input in canonical order; a LiDAR scan gives its camera's."""
+    for m in canonical(arrays):
+        a = arrays[m]
+        if isinstance(a, LidarScan):
+            w, h = a.image_size
+            return int(h), int(w)
+        if isinstance(a, np.ndarray) and a.ndim >= 2:
+            return int(a.shape[0]), int(a.shape[1])
+    raise ValueError("no image-like input to take a size from")
+
+
+def resize(x: torch.Tensor, size: tuple[int, int], smooth: bool) -> torch.Tensor:
+    """Resize a (..., C, H, W) float tensor; nearest for sparse inputs."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    if smooth:
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    return F.interpolate(x, size=size, mode="nearest")
+
+
+def encode(arrays: Mapping[str, Any], representations: Mapping[str, Representation]) -> dict[str, np.ndarray]:
+    """Apply each modality's representation: raw -> float32 (3, H, W)."""
+    if not arrays:
+        raise ValueError(f"empty input: give at least one of {sorted(representations)}")
+    unknown = sorted(set(arrays) - set(representations))
+    if unknown:
+        raise ValueError(f"modality {unknown} not known here; known: {sorted(representations)}")
+    return {m: representations[m](arrays[m]) for m in canonical(arrays)}
+
+
+def to_batch(
+    arrays: Mapping[str, Any],
+    representations: Mapping[str, Representation],
+    size: tuple[int, int] | None = None,
+    device: torch.device | str = "cpu",
+) -> dict[str, torch.Tensor]:
+    """Raw arrays of one sample -> ``{modality: (1, 3, H, W)}`` on ``device`` at ``size``
+    (default: the reference image's size)."""
+    size = size or reference_size(arrays)
+    out = {}
+    for m, x in encode(arrays, representations).items():
+        t = torch.from_numpy(x).unsqueeze(0).to(device)
+        out[m] = resize(t, size, representations[m].name in _SMOOTH)
+    return out
