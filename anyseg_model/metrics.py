@@ -70,7 +70,7 @@ class SubsetScores:
             subsets[name] = {
                 "miou": _pct(miou(c)),
                 "miou_nan0": _pct(miou(c, nan_as_zero=True)),
-                "per_class_iou": {cls: _pct(v) for cls, v in zip(self.classes, per)},
+                "per_class_iou": {cls: _pct(v) for cls, v in zip(self.classes, per, strict=True)},
                 "pixels": int(c.sum()),
             }
         mean = [s["miou"] for s in subsets.values() if s["miou"] is not None]

@@ -57,7 +57,7 @@ class SegFormerHead(nn.Module):
     def forward(self, feats: list[Tensor]) -> Tensor:
         size = feats[0].shape[2:]
         ups = [F.interpolate(p(f), size=size, mode="bilinear", align_corners=False) if i else p(f)
-               for i, (p, f) in enumerate(zip(self.proj, feats))]  # fmt: skip
+               for i, (p, f) in enumerate(zip(self.proj, feats, strict=True))]  # fmt: skip
         x = self.fuse(torch.cat(ups[::-1], dim=1))  # SegFormer concatenates deepest first
         return self.classifier(self.dropout(x))
 

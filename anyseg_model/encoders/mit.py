@@ -149,7 +149,7 @@ class MixVisionTransformer(nn.Module):
         self.out_channels: tuple[int, ...] = tuple(embed_dims)
         rates = torch.linspace(0, drop_path, sum(depths)).tolist()  # deeper blocks drop more
         start = 0
-        for i, (dim, depth, heads, sr) in enumerate(zip(embed_dims, depths, num_heads, sr_ratios), 1):
+        for i, (dim, depth, heads, sr) in enumerate(zip(embed_dims, depths, num_heads, sr_ratios, strict=True), 1):
             patch, stride, prev = (7, 4, in_chans) if i == 1 else (3, 2, embed_dims[i - 2])
             setattr(self, f"patch_embed{i}", OverlapPatchEmbed(patch, stride, prev, dim, num_modalities))
             blocks = [Block(dim, heads, mlp_ratio, sr, rates[start + j], num_modalities) for j in range(depth)]
