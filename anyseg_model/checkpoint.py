@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,8 +61,10 @@ def _plain(value: Any, where: str) -> Any:
 
 def default_palette(num_classes: int) -> list[tuple[int, int, int]]:
     """DELIVER's palette where it has enough colours, then distinct generated ones."""
-    extra = [((37 * i) % 256, (91 * i + 60) % 256, (151 * i + 120) % 256) for i in range(num_classes)]
-    return [tuple(c) for c in (list(DELIVER_PALETTE) + extra[len(DELIVER_PALETTE):])[:num_classes]]
+    extra = [
+        ((37 * i) % 256, (91 * i + 60) % 256, (151 * i + 120) % 256) for i in range(num_classes)
+    ]
+    return [tuple(c) for c in (list(DELIVER_PALETTE) + extra[len(DELIVER_PALETTE) :])[:num_classes]]
 
 
 def save_checkpoint(
@@ -84,9 +87,15 @@ def save_checkpoint(
     k = model.num_classes
     classes = list(classes) if classes is not None else (
         list(DELIVER_CLASSES) if k == len(DELIVER_CLASSES) else [f"class_{i}" for i in range(k)])  # fmt: skip
-    palette = [list(map(int, c)) for c in palette] if palette is not None else [list(c) for c in default_palette(k)]
+    palette = (
+        [list(map(int, c)) for c in palette]
+        if palette is not None
+        else [list(c) for c in default_palette(k)]
+    )
     if len(classes) != k or len(palette) != k:
-        raise ValueError(f"model has {k} classes but got {len(classes)} names and {len(palette)} colours")
+        raise ValueError(
+            f"model has {k} classes but got {len(classes)} names and {len(palette)} colours"
+        )
     reps = representations or {m: DEFAULT_REPRESENTATIONS[m] for m in model.modalities}
     missing = sorted(set(model.modalities) - set(reps))
     if missing:
@@ -129,14 +138,22 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise CheckpointError(f"checkpoint {str(path)!r} refused: it holds objects that are not "
-                              f"plain data ({str(e).splitlines()[0]})") from None  # fmt: skip
+        # torch names the offending global ("Unsupported global: GLOBAL os.system ...").
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if found:
+            raise CheckpointError(f"checkpoint {str(path)!r} refused: it holds a pickled object "
+                                  f"({found.group(1)}), not plain data") from None  # fmt: skip
+        raise CheckpointError(f"checkpoint {str(path)!r} is unreadable: not a torch file") from None
     except Exception as e:  # truncated, not a torch file, ...
-        raise CheckpointError(f"checkpoint {str(path)!r} is unreadable: {type(e).__name__}: {e}") from None
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is unreadable: {type(e).__name__}: {e}"
+        ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{str(path)!r} is not an AnySeg checkpoint (no format={FORMAT!r})")
     if data.get("version", 0) > VERSION:
-        raise CheckpointError(f"{str(path)!r} has format version {data['version']}; this code reads <= {VERSION}")
+        raise CheckpointError(
+            f"{str(path)!r} has format version {data['version']}; this code reads <= {VERSION}"
+        )
     return data
 
 
@@ -153,4 +170,6 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     reps = {m: Representation.from_dict(r) for m, r in data["representations"].items()}
     size = tuple(data["input_size"]) if data.get("input_size") else None
     palette = [tuple(c) for c in data["palette"]]
-    return Checkpoint(model, tuple(data["classes"]), palette, reps, size, dict(data.get("meta") or {}))
+    return Checkpoint(
+        model, tuple(data["classes"]), palette, reps, size, dict(data.get("meta") or {})
+    )

@@ -73,7 +73,9 @@ class Segmentor:
         """Labels and confidence for one frame set: ``{modality: raw array or LidarScan}``."""
         prob = self.logits(arrays)[0].softmax(0)
         conf, labels = prob.max(0)
-        return Prediction(labels.to(torch.uint8).cpu().numpy(), conf.cpu().numpy(), canonical(arrays))
+        return Prediction(
+            labels.to(torch.uint8).cpu().numpy(), conf.cpu().numpy(), canonical(arrays)
+        )
 
     def warmup(self, size: tuple[int, int] | None = None) -> None:
         """One forward on every modality so the first real frame pays no set-up cost."""

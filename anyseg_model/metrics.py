@@ -26,7 +26,9 @@ def confusion_matrix(pred: np.ndarray, target: np.ndarray, num_classes: int,
     p = np.asarray(pred)[keep].astype(np.int64)
     if p.size and (p.min() < 0 or p.max() >= num_classes):
         raise ValueError(f"prediction holds ids outside 0..{num_classes - 1}")
-    return np.bincount(t * num_classes + p, minlength=num_classes**2).reshape(num_classes, num_classes)
+    return np.bincount(t * num_classes + p, minlength=num_classes**2).reshape(
+        num_classes, num_classes
+    )
 
 
 def iou(conf: np.ndarray) -> np.ndarray:
@@ -55,7 +57,9 @@ class SubsetScores:
     def add(self, subset: str | Iterable[str], pred: np.ndarray, target: np.ndarray) -> None:
         name = subset_name(parse_subset(subset) if isinstance(subset, str) else subset)
         k = len(self.classes)
-        self.conf[name] = self.conf.get(name, np.zeros((k, k), np.int64)) + confusion_matrix(pred, target, k)
+        self.conf[name] = self.conf.get(name, np.zeros((k, k), np.int64)) + confusion_matrix(
+            pred, target, k
+        )
 
     def _ordered(self) -> list[str]:
         rank = {subset_name(s): i for i, s in enumerate(all_subsets())}
@@ -86,12 +90,16 @@ class SubsetScores:
         """A markdown table: one row per subset, then the mean."""
         d = self.to_dict()
         rows = ["| subset | mIoU | mIoU (NaN=0) |", "|---|---:|---:|"]
-        rows += [f"| {n} | {_fmt(s['miou'])} | {_fmt(s['miou_nan0'])} |" for n, s in d["subsets"].items()]
+        rows += [
+            f"| {n} | {_fmt(s['miou'])} | {_fmt(s['miou_nan0'])} |" for n, s in d["subsets"].items()
+        ]
         rows.append(f"| **mean** | {_fmt(d['mean_miou'])} | {_fmt(d['mean_miou_nan0'])} |")
         return "\n".join(rows)
 
     @classmethod
-    def from_confusions(cls, classes: Sequence[str], conf: Mapping[str, np.ndarray]) -> SubsetScores:
+    def from_confusions(
+        cls, classes: Sequence[str], conf: Mapping[str, np.ndarray]
+    ) -> SubsetScores:
         s = cls(classes)
         s.conf = {subset_name(parse_subset(k)): np.asarray(v, np.int64) for k, v in conf.items()}
         return s

@@ -41,7 +41,9 @@ class Features:
 class SegFormerHead(nn.Module):
     """All-MLP decoder: per-stage projection to E, upsample to 1/4, concat, fuse, classify."""
 
-    def __init__(self, in_channels: Iterable[int], embed_dim: int, num_classes: int, dropout: float = 0.1) -> None:
+    def __init__(
+        self, in_channels: Iterable[int], embed_dim: int, num_classes: int, dropout: float = 0.1
+    ) -> None:
         super().__init__()
         in_channels = tuple(in_channels)
         # A 1x1 convolution is SegFormer's per-pixel linear layer without the token reshapes.
@@ -77,22 +79,30 @@ class AnySegModel(nn.Module):
         self.config: dict[str, Any] = dict(config or {})
 
     # -- input checking -------------------------------------------------------------------------
-    def _check(self, inputs: Mapping[str, Tensor], present: Tensor | None) -> tuple[tuple[str, ...], Tensor]:
+    def _check(
+        self, inputs: Mapping[str, Tensor], present: Tensor | None
+    ) -> tuple[tuple[str, ...], Tensor]:
         if not inputs:
             raise ValueError(f"empty input: give at least one of {list(self.modalities)}")
         unknown = sorted(set(inputs) - set(self.modalities))
         if unknown:
-            raise ValueError(f"modality {unknown} not known to this model; it takes {list(self.modalities)}")
+            raise ValueError(
+                f"modality {unknown} not known to this model; it takes {list(self.modalities)}"
+            )
         mods = canonical(inputs)
         ref = inputs[mods[0]]
         for m in mods:
             x = inputs[m]
             if not isinstance(x, Tensor) or not x.is_floating_point():
-                raise ValueError(f"{m}: expected a float tensor, got {getattr(x, 'dtype', type(x).__name__)}")
+                raise ValueError(
+                    f"{m}: expected a float tensor, got {getattr(x, 'dtype', type(x).__name__)}"
+                )
             if x.ndim != 4 or x.shape[1] != 3:
                 raise ValueError(f"{m}: expected shape (B, 3, H, W), got {tuple(x.shape)}")
             if x.shape != ref.shape:
-                raise ValueError(f"{m}: shape {tuple(x.shape)} differs from {mods[0]}'s {tuple(ref.shape)}")
+                raise ValueError(
+                    f"{m}: shape {tuple(x.shape)} differs from {mods[0]}'s {tuple(ref.shape)}"
+                )
         b = ref.shape[0]
         if present is None:
             return mods, torch.ones(b, len(mods), dtype=torch.bool, device=ref.device)
@@ -104,14 +114,20 @@ class AnySegModel(nn.Module):
         return mods, present.to(ref.device)
 
     # -- forward passes -------------------------------------------------------------------------
-    def forward_features(self, inputs: Mapping[str, Tensor], present: Tensor | None = None) -> Features:
+    def forward_features(
+        self, inputs: Mapping[str, Tensor], present: Tensor | None = None
+    ) -> Features:
         """Run the shared encoder on every present (sample, modality) pair and mean-fuse."""
         mods, present = self._check(inputs, present)
         b = present.shape[0]
         x = torch.stack([inputs[m] for m in mods], dim=1)  # (B, M, 3, H, W)
         ids = torch.tensor([self.modalities.index(m) for m in mods], device=x.device)
         pairs = present.nonzero()  # (P, 2): the modality axis folded into the batch
-        mod_ids = ids[pairs[:, 1]] if self.config.get("norm") == "per_modality" else ids.new_zeros(len(pairs))
+        mod_ids = (
+            ids[pairs[:, 1]]
+            if self.config.get("norm") == "per_modality"
+            else ids.new_zeros(len(pairs))
+        )
         stages = self.encoder(x[pairs[:, 0], pairs[:, 1]], mod_ids)  # per stage (P, C, h, w)
 
         count = present.sum(1).to(x.dtype).view(b, 1, 1, 1)
@@ -138,8 +154,13 @@ class AnySegModel(nn.Module):
 # MiT sizes of SegFormer (B0-B2) and a tiny variant for CPU tests. Decoder widths: SegFormer's.
 _MIT = dict(num_heads=(1, 2, 5, 8), sr_ratios=(8, 4, 2, 1))
 _REGISTRY: dict[str, dict[str, Any]] = {
-    "anyseg_tiny": dict(embed_dims=(16, 32, 64, 128), depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 4),
-                        sr_ratios=(8, 4, 2, 1), decoder_dim=64),  # fmt: skip
+    "anyseg_tiny": dict(
+        embed_dims=(16, 32, 64, 128),
+        depths=(1, 1, 1, 1),
+        num_heads=(1, 1, 2, 4),
+        sr_ratios=(8, 4, 2, 1),
+        decoder_dim=64,
+    ),  # fmt: skip
     "anyseg_b0": dict(embed_dims=(32, 64, 160, 256), depths=(2, 2, 2, 2), decoder_dim=256, **_MIT),
     "anyseg_b1": dict(embed_dims=(64, 128, 320, 512), depths=(2, 2, 2, 2), decoder_dim=256, **_MIT),
     "anyseg_b2": dict(embed_dims=(64, 128, 320, 512), depths=(3, 4, 6, 3), decoder_dim=768, **_MIT),

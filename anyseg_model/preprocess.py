@@ -24,6 +24,8 @@ _SMOOTH = {"rgb", "image"}
 
 def reference_size(arrays: Mapping[str, Any]) -> tuple[int, int]:
     """(H, W) of the first image-like input in canonical order; a LiDAR scan gives its camera's."""
+    if not arrays:
+        raise ValueError("empty input: give at least one modality")
     for m in canonical(arrays):
         a = arrays[m]
         if isinstance(a, LidarScan):
@@ -43,7 +45,9 @@ def resize(x: torch.Tensor, size: tuple[int, int], smooth: bool) -> torch.Tensor
     return F.interpolate(x, size=size, mode="nearest")
 
 
-def encode(arrays: Mapping[str, Any], representations: Mapping[str, Representation]) -> dict[str, np.ndarray]:
+def encode(
+    arrays: Mapping[str, Any], representations: Mapping[str, Representation]
+) -> dict[str, np.ndarray]:
     """Apply each modality's representation: raw -> float32 (3, H, W)."""
     if not arrays:
         raise ValueError(f"empty input: give at least one of {sorted(representations)}")

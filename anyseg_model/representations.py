@@ -110,17 +110,25 @@ def _distort(x: np.ndarray, y: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, n
 # ---------------------------------------------------------------- per-modality encoders
 
 
-def _check_image(a: np.ndarray, name: str, dtypes: tuple[type, ...], channels: tuple[int, ...]) -> None:
+def _check_image(
+    a: np.ndarray, name: str, dtypes: tuple[type, ...], channels: tuple[int, ...]
+) -> None:
     if not isinstance(a, np.ndarray):
         raise ValueError(f"{name}: expected a numpy array, got {type(a).__name__}")
     if a.dtype.type not in dtypes:
-        raise ValueError(f"{name}: dtype {a.dtype} not accepted; allowed {[np.dtype(t).name for t in dtypes]}")
+        raise ValueError(
+            f"{name}: dtype {a.dtype} not accepted; allowed {[np.dtype(t).name for t in dtypes]}"
+        )
     ch = 1 if a.ndim == 2 else (a.shape[2] if a.ndim == 3 else -1)
     if ch not in channels or min(a.shape[:2]) == 0:
-        raise ValueError(f"{name}: shape {a.shape} not accepted; want (H, W) or (H, W, C) with C in {channels}")
+        raise ValueError(
+            f"{name}: shape {a.shape} not accepted; want (H, W) or (H, W, C) with C in {channels}"
+        )
 
 
-def encode_rgb(a: np.ndarray, order: str = "rgb", mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
+def encode_rgb(
+    a: np.ndarray, order: str = "rgb", mean=IMAGENET_MEAN, std=IMAGENET_STD
+) -> np.ndarray:
     """uint8 colour (rgb/bgr) or mono image -> ImageNet-normalised (3, H, W)."""
     _check_image(a, "rgb", (np.uint8,), (1, 3))
     img = np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a
@@ -155,7 +163,9 @@ def encode_depth(a: np.ndarray, max_range_m: float = 80.0) -> np.ndarray:
 
 def event_counts(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Any accepted event-frame layout -> (positive, negative) counts, float32 (H, W) each."""
-    _check_image(a, "event", (np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64), (1, 2))
+    _check_image(
+        a, "event", (np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64), (1, 2)
+    )
     if a.ndim == 3:
         return a[..., 0].astype(np.float32), a[..., 1].astype(np.float32)
     net = a.astype(np.float32) - (128.0 if a.dtype == np.uint8 else 0.0)
@@ -169,7 +179,9 @@ def encode_event(a: np.ndarray, saturation: float = 4.0) -> np.ndarray:
                      ((pos + neg) > 0).astype(np.float32)]).astype(np.float32)  # fmt: skip
 
 
-def encode_lidar(scan: LidarScan, max_range_m: float = 80.0, max_intensity: float = 1.0) -> np.ndarray:
+def encode_lidar(
+    scan: LidarScan, max_range_m: float = 80.0, max_intensity: float = 1.0
+) -> np.ndarray:
     """LiDAR scan -> projected (range, intensity, hit) image at the camera's size."""
     if not isinstance(scan, LidarScan):
         raise ValueError(f"lidar: expected a LidarScan, got {type(scan).__name__}")

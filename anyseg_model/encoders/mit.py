@@ -42,7 +42,9 @@ class ModalityLayerNorm(nn.Module):
 class OverlapPatchEmbed(nn.Module):
     """Strided convolution with overlapping windows, then a norm over the tokens."""
 
-    def __init__(self, patch: int, stride: int, in_chans: int, dim: int, num_modalities: int) -> None:
+    def __init__(
+        self, patch: int, stride: int, in_chans: int, dim: int, num_modalities: int
+    ) -> None:
         super().__init__()
         self.proj = nn.Conv2d(in_chans, dim, patch, stride, padding=patch // 2)
         self.norm = ModalityLayerNorm(dim, num_modalities)
@@ -56,7 +58,9 @@ class OverlapPatchEmbed(nn.Module):
 class EfficientAttention(nn.Module):
     """Multi-head self-attention whose keys/values come from a spatially reduced map (ratio sr)."""
 
-    def __init__(self, dim: int, heads: int, sr: int, num_modalities: int, drop: float = 0.0) -> None:
+    def __init__(
+        self, dim: int, heads: int, sr: int, num_modalities: int, drop: float = 0.0
+    ) -> None:
         super().__init__()
         self.heads, self.sr, self.drop = heads, sr, drop
         self.q = nn.Linear(dim, dim)
@@ -96,7 +100,9 @@ class MixFFN(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, dim: int, heads: int, mlp_ratio: float, sr: int, drop_path: float, num_modalities: int) -> None:
+    def __init__(
+        self, dim: int, heads: int, mlp_ratio: float, sr: int, drop_path: float, num_modalities: int
+    ) -> None:
         super().__init__()
         self.norm1 = ModalityLayerNorm(dim, num_modalities)
         self.attn = EfficientAttention(dim, heads, sr, num_modalities)
@@ -149,10 +155,17 @@ class MixVisionTransformer(nn.Module):
         self.out_channels: tuple[int, ...] = tuple(embed_dims)
         rates = torch.linspace(0, drop_path, sum(depths)).tolist()  # deeper blocks drop more
         start = 0
-        for i, (dim, depth, heads, sr) in enumerate(zip(embed_dims, depths, num_heads, sr_ratios, strict=True), 1):
+        for i, (dim, depth, heads, sr) in enumerate(
+            zip(embed_dims, depths, num_heads, sr_ratios, strict=True), 1
+        ):
             patch, stride, prev = (7, 4, in_chans) if i == 1 else (3, 2, embed_dims[i - 2])
-            setattr(self, f"patch_embed{i}", OverlapPatchEmbed(patch, stride, prev, dim, num_modalities))
-            blocks = [Block(dim, heads, mlp_ratio, sr, rates[start + j], num_modalities) for j in range(depth)]
+            setattr(
+                self, f"patch_embed{i}", OverlapPatchEmbed(patch, stride, prev, dim, num_modalities)
+            )
+            blocks = [
+                Block(dim, heads, mlp_ratio, sr, rates[start + j], num_modalities)
+                for j in range(depth)
+            ]
             setattr(self, f"block{i}", nn.ModuleList(blocks))
             setattr(self, f"norm{i}", ModalityLayerNorm(dim, num_modalities))
             start += depth
@@ -190,9 +203,13 @@ class MixVisionTransformer(nn.Module):
             else:
                 bad.append(f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}")
         if bad:
-            raise ValueError(f"{path}: shapes do not fit this encoder (another MiT size?): {bad[:4]}")
+            raise ValueError(
+                f"{path}: shapes do not fit this encoder (another MiT size?): {bad[:4]}"
+            )
         if not loaded:
-            raise ValueError(f"{path}: no encoder tensor matched; is this a SegFormer mit_b*.pth file?")
+            raise ValueError(
+                f"{path}: no encoder tensor matched; is this a SegFormer mit_b*.pth file?"
+            )
         self.load_state_dict(loaded, strict=False)
         missing = sorted(set(own) - set(loaded))
         return LoadReport(sorted(loaded), missing, sorted(unexpected))

@@ -1,0 +1,65 @@
+"""Loading the official SegFormer mit_b*.pth parameter layout from a local file."""
+
+import pytest
+import torch
+
+from anyseg_model import create_model
+from anyseg_model.encoders.mit import MixVisionTransformer
+
+# A few names exactly as they stand in the official mit_b0.pth (SegFormer's MixVisionTransformer).
+OFFICIAL_KEYS = [
+    "patch_embed1.proj.weight", "patch_embed1.norm.weight", "block1.0.norm1.weight",
+    "block1.0.attn.q.weight", "block1.0.attn.kv.weight", "block1.0.attn.sr.weight",
+    "block1.0.attn.norm.weight", "block1.0.attn.proj.weight", "block1.0.mlp.fc1.weight",
+    "block1.0.mlp.dwconv.dwconv.weight", "block1.0.mlp.fc2.weight", "norm1.weight",
+    "block4.1.attn.kv.bias", "norm4.bias",
+]  # fmt: skip
+
+
+def _official_file(tmp_path, wrap=False):
+    """An mit_b0-shaped file: encoder tensors plus the classification head the file carries."""
+    torch.manual_seed(1)
+    sd = MixVisionTransformer().state_dict()
+    sd = {k: torch.randn_like(v) for k, v in sd.items()}
+    sd["head.weight"] = torch.randn(1000, 256)
+    sd["head.bias"] = torch.randn(1000)
+    path = tmp_path / "mit_b0.pth"
+    torch.save({"state_dict": sd} if wrap else sd, path)
+    return path, sd
+
+
+def test_encoder_uses_official_names():
+    names = set(MixVisionTransformer().state_dict())
+    assert set(OFFICIAL_KEYS) <= names
+
+
+@pytest.mark.parametrize("wrap", [False, True])
+def test_load_mit_b0_file(tmp_path, wrap):
+    path, sd = _official_file(tmp_path, wrap)
+    model = create_model("anyseg_b0", num_classes=5, pretrained=str(path))
+    report = model.pretrained_report
+    assert report.unexpected == ["head.bias", "head.weight"]
+    assert report.missing == []
+    assert torch.equal(model.encoder.block2[1].attn.q.weight, sd["block2.1.attn.q.weight"])
+
+
+def test_per_modality_norms_start_from_the_shared_ones(tmp_path):
+    path, sd = _official_file(tmp_path)
+    model = create_model("anyseg_b0", num_classes=5, norm="per_modality", pretrained=str(path))
+    w = model.encoder.norm3.weight
+    assert w.shape == (4, 160)
+    for m in range(4):
+        assert torch.equal(w[m], sd["norm3.weight"])
+
+
+def test_wrong_size_file_is_an_error(tmp_path):
+    path, _ = _official_file(tmp_path)
+    with pytest.raises(ValueError, match="another MiT size"):
+        create_model("anyseg_b1", num_classes=5, pretrained=str(path))
+
+
+def test_unrelated_file_is_an_error(tmp_path):
+    path = tmp_path / "other.pth"
+    torch.save({"fc.weight": torch.zeros(3, 3)}, path)
+    with pytest.raises(ValueError, match="no encoder tensor matched"):
+        create_model("anyseg_b0", num_classes=5, pretrained=str(path))
