@@ -1,0 +1,350 @@
+"""Anchor-based multi-sensor synchroniser that keeps working when sensors drop out.
+
+Why not message_filters.ApproximateTimeSynchronizer: one silent input stalls every output and
+there is no drop callback (ros.md). Here every frame set is built around an *anchor* message:
+
+- Anchor: the first ALIVE modality of ``anchor_priority``. When it goes stale the next alive one
+  takes over; when it comes back it takes over again.
+- Members: for each other modality the unused message nearest in stamp to the anchor, such that
+  all stamps of the set span less than ``slop`` (message_filters' criterion; see below).
+- Waiting: an anchor message waits for every other ALIVE modality until that modality's newest
+  stamp reaches the anchor's stamp (nothing nearer can arrive any more), but at most ``wait``
+  after the anchor message arrived. STALE modalities are never waited for; OFFLINE ones only
+  during start-up (the first ``timeout`` after the first message, or after a reset), so sensors
+  started together make full sets from the first frame; after that an OFFLINE sensor is absent.
+- Each message is used at most once; sets come out in anchor-stamp order.
+- Bad input never wedges it: duplicate, out-of-order, far-future and hopelessly late stamps are
+  dropped and counted by reason in :attr:`ModalitySynchronizer.drops`; a clock that jumps back
+  (a bag loop) or a stream whose stamps jump far back (a restarted source) resets it.
+
+Equivalence with message_filters: with every sensor alive, messages arriving within ``wait`` and
+consecutive stamps of each stream more than ``2 * slop`` apart (slop below half of the fastest
+period, as the node's settings advise), the complete sets emitted here are exactly the sets
+message_filters' ApproximateTimeSynchronizer emits with the same slop. With a larger slop a
+message can lie within slop of two anchors; message_filters then picks by arrival order, this
+class picks the nearest anchor among those already received.
+
+Time is injected: every call takes ``now_ns`` (integer nanoseconds of the node's clock, so it
+follows ``use_sim_time``). Stamps are integer nanoseconds too. Not thread-safe: the node calls it
+from one callback group.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .health import HealthMonitor, SensorState, uniform_timeouts
+
+MODALITIES: tuple[str, ...] = ("rgb", "depth", "event", "lidar")  # == anyseg_model.MODALITIES
+DEFAULT_ANCHOR_PRIORITY: tuple[str, ...] = ("rgb", "depth", "lidar", "event")
+
+# Why a message was discarded (keys of ModalitySynchronizer.drops).
+DROP_REASONS: tuple[str, ...] = (
+    "duplicate",  # same stamp as the previous message of that modality
+    "out_of_order",  # older than the modality's newest stamp (by less than stamp_jump_ns)
+    "future",  # stamped more than max_future_ns ahead of the clock
+    "late",  # arrived after every set it could have joined was emitted
+    "unmatched",  # buffered, then aged out without joining a set
+    "overflow",  # more than max_buffer messages of one modality waiting
+    "reset",  # discarded by a reset (clock or stamps jumped back)
+)
+
+
+@dataclass(frozen=True)
+class FrameSet:
+    """Messages that belong together: the anchor's stamp, its modality, and per modality present
+    ``(stamp_ns, payload)`` (the anchor included)."""
+
+    stamp_ns: int
+    anchor: str
+    items: Mapping[str, tuple[int, Any]]
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(self.items)
+
+    def payload(self, modality: str) -> Any:
+        return self.items[modality][1]
+
+
+@dataclass(frozen=True)
+class SyncEvent:
+    """Something the node should log once: a sensor's state or the anchor changed, or a reset."""
+
+    now_ns: int
+    kind: str  # "health" | "anchor" | "reset"
+    modality: str | None = None
+    old: str | None = None
+    new: str | None = None
+    detail: str = ""
+
+    def __str__(self) -> str:
+        if self.kind == "health":
+            return f"sensor {self.modality}: {self.old} -> {self.new}"
+        if self.kind == "anchor":
+            return f"anchor: {self.old} -> {self.new}"
+        return f"synchroniser reset: {self.detail}"
+
+
+class _Msg:
+    __slots__ = ("stamp", "payload", "arrival")
+
+    def __init__(self, stamp: int, payload: Any, arrival: int) -> None:
+        self.stamp, self.payload, self.arrival = stamp, payload, arrival
+
+
+class ModalitySynchronizer:
+    """Groups per-modality messages into :class:`FrameSet` s around an anchor modality.
+
+    Args:
+        modalities: the enabled modalities.
+        slop_ns: stamps of one set span less than this.
+        timeout_ns: silence after which a modality is stale; one int, or a mapping covering every
+            modality (per-sensor overrides).
+        wait_ns: how long an anchor message waits for late messages of alive modalities.
+        anchor_priority: modalities allowed to anchor, best first (default rgb, depth, lidar,
+            event, restricted to the enabled ones). Unlisted modalities never anchor.
+        max_future_ns: stamps further ahead of the clock are dropped (None: no limit).
+        stamp_jump_ns: a stamp this far behind its modality's newest means the source restarted
+            (e.g. a bag loop without sim time): reset instead of dropping forever.
+        clock_jump_ns: the clock going back by more than this resets; smaller steps back are
+            clamped (time never runs backwards inside).
+        max_buffer: messages kept per modality while waiting (oldest dropped beyond).
+    """
+
+    def __init__(
+        self,
+        modalities: Iterable[str],
+        slop_ns: int,
+        timeout_ns: int | Mapping[str, int],
+        wait_ns: int,
+        anchor_priority: Sequence[str] | None = None,
+        *,
+        max_future_ns: int | None = 1_000_000_000,
+        stamp_jump_ns: int = 1_000_000_000,
+        clock_jump_ns: int = 100_000_000,
+        max_buffer: int = 64,
+    ) -> None:
+        mods = list(dict.fromkeys(modalities))
+        if not mods or any(m not in MODALITIES for m in mods):
+            raise ValueError(
+                f"modalities must be a non-empty subset of {list(MODALITIES)}, got {mods}"
+            )
+        self.modalities = tuple(m for m in MODALITIES if m in mods)
+        if anchor_priority is None:
+            anchor_priority = [m for m in DEFAULT_ANCHOR_PRIORITY if m in self.modalities]
+        bad = [m for m in anchor_priority if m not in self.modalities]
+        if not anchor_priority or bad or len(set(anchor_priority)) != len(anchor_priority):
+            raise ValueError(
+                f"anchor_priority must list distinct enabled modalities {list(self.modalities)}, "
+                f"got {list(anchor_priority)}"
+            )
+        for name, v, low in (
+            ("slop_ns", slop_ns, 1),
+            ("wait_ns", wait_ns, 0),
+            ("max_buffer", max_buffer, 1),
+        ):
+            if not isinstance(v, int) or v < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {v!r}")
+        self.anchor_priority = tuple(anchor_priority)
+        self.slop_ns = slop_ns
+        self.wait_ns = wait_ns
+        self.max_future_ns = max_future_ns
+        self.stamp_jump_ns = stamp_jump_ns
+        self.clock_jump_ns = clock_jump_ns
+        self.max_buffer = max_buffer
+        self._health = HealthMonitor(uniform_timeouts(self.modalities, timeout_ns))
+        self._startup_ns = max(self._health.timeouts_ns.values())
+        self.drops: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+        self.emitted = 0
+        self.resets = 0
+        self._events: list[SyncEvent] = []
+        self._now: int | None = None
+        self._anchor: str | None = None
+        self._clear()
+
+    # ------------------------------------------------------------------ public API
+
+    def push(self, modality: str, stamp_ns: int, payload: Any, now_ns: int) -> list[FrameSet]:
+        """Add one message; returns the frame sets that became ready (possibly none)."""
+        if modality not in self._buffers:
+            raise KeyError(
+                f"modality {modality!r} is not enabled; enabled: {list(self.modalities)}"
+            )
+        now = self._advance_clock(now_ns)
+        if self._start is None:
+            self._start = now
+        reason = self._admit(modality, stamp_ns, now)
+        if reason is None:
+            buf = self._buffers[modality]
+            buf.append(_Msg(stamp_ns, payload, now))
+            self._newest[modality] = stamp_ns
+            if len(buf) > self.max_buffer:
+                buf.popleft()
+                self.drops["overflow"] += 1
+        else:
+            self.drops[reason] += 1
+        if reason in (None, "late"):
+            # A late message still proves the sensor is alive, so anchors keep waiting for it
+            # (up to wait_ns) and its next message can make it in time.
+            self._health.seen(modality, now)
+        return self._collect(now)
+
+    def poll(self, now_ns: int) -> list[FrameSet]:
+        """Emit sets whose wait ran out or whose missing sensors went stale; call it periodically."""
+        return self._collect(self._advance_clock(now_ns))
+
+    def health(self, now_ns: int) -> dict[str, SensorState]:
+        """``{modality: 'offline' | 'alive' | 'stale'}`` (SensorState compares equal to the str)."""
+        return self._health.states(now_ns)
+
+    def anchor(self, now_ns: int) -> str | None:
+        """The modality that anchors sets now: the first alive one in ``anchor_priority``."""
+        alive = self._health.alive(now_ns)
+        return next((m for m in self.anchor_priority if m in alive), None)
+
+    def events(self) -> list[SyncEvent]:
+        """State changes since the last call (each reported once), oldest first."""
+        out, self._events = self._events, []
+        return out
+
+    @property
+    def monitor(self) -> HealthMonitor:
+        """Per-sensor liveness, age and rate (read it for diagnostics)."""
+        return self._health
+
+    # ------------------------------------------------------------------ admission
+
+    def _admit(self, modality: str, stamp: int, now: int) -> str | None:
+        """None if the message may be buffered, else the drop reason."""
+        if self.max_future_ns is not None and stamp > now + self.max_future_ns:
+            return "future"
+        newest = self._newest[modality]
+        if newest is not None and stamp <= newest:
+            if newest - stamp > self.stamp_jump_ns:
+                self._reset(now, f"{modality} stamps jumped back by {(newest - stamp) / 1e9:.3f} s")
+            else:
+                return "duplicate" if stamp == newest else "out_of_order"
+        if self._last_emitted is not None and stamp <= self._last_emitted - self.slop_ns:
+            return "late"  # every later set is anchored after _last_emitted: out of slop
+        return None
+
+    def _advance_clock(self, now: int) -> int:
+        if self._now is not None and now < self._now:
+            if self._now - now > self.clock_jump_ns:
+                self._reset(now, f"clock jumped back by {(self._now - now) / 1e9:.3f} s")
+            else:
+                now = self._now  # jitter of a non-monotonic clock: clamp
+        self._now = now
+        return now
+
+    def _reset(self, now: int, why: str) -> None:
+        self.drops["reset"] += sum(len(b) for b in self._buffers.values())
+        self.resets += 1
+        self._health.reset()
+        self._clear()
+        self._events.append(SyncEvent(now, "reset", detail=why))
+
+    def _clear(self) -> None:
+        # Per modality: unused messages in stamp order (appends only, stamps strictly increase).
+        self._buffers: dict[str, deque[_Msg]] = {m: deque() for m in self.modalities}
+        self._newest: dict[str, int | None] = dict.fromkeys(self.modalities)
+        self._last_emitted: int | None = None
+        self._start: int | None = None  # first message after construction or a reset
+
+    # ------------------------------------------------------------------ matching
+
+    def _collect(self, now: int) -> list[FrameSet]:
+        self._note_state_changes(now)
+        out = []
+        while (anchor := self.anchor(now)) is not None:
+            msg = self._next_anchor_message(anchor)
+            if msg is None or self._must_wait(anchor, msg, now):
+                break
+            out.append(self._emit(anchor, msg))
+        self._prune()
+        return out
+
+    def _next_anchor_message(self, anchor: str) -> _Msg | None:
+        """The oldest anchor-modality message that may still anchor a set (stamp order)."""
+        for msg in self._buffers[anchor]:
+            if self._last_emitted is None or msg.stamp > self._last_emitted:
+                return msg
+        return None
+
+    def _must_wait(self, anchor: str, msg: _Msg, now: int) -> bool:
+        if now - msg.arrival >= self.wait_ns:
+            return False
+        return any(m != anchor and not self._settled(m, msg.stamp) for m in self._waitable(now))
+
+    def _waitable(self, now: int) -> list[str]:
+        """Alive modalities, plus during start-up the ones not heard from yet: sensors started
+        together arrive a few ms apart, and without this the first one would be emitted alone
+        and the first frame of the others dropped as late."""
+        starting = self._start is not None and now - self._start <= self._startup_ns
+        return [
+            m
+            for m, st in self._health.states(now).items()
+            if st is SensorState.ALIVE or (starting and st is SensorState.OFFLINE)
+        ]
+
+    def _settled(self, modality: str, stamp: int) -> bool:
+        """True once no future message of ``modality`` can be nearer to ``stamp`` than one seen
+        (streams are in stamp order, so anything after a stamp >= ``stamp`` is further away)."""
+        newest = self._newest[modality]
+        return newest is not None and newest >= stamp
+
+    def _emit(self, anchor: str, msg: _Msg) -> FrameSet:
+        t = msg.stamp
+        chosen: dict[str, _Msg] = {anchor: msg}
+        lo = hi = t
+        # Nearest first; ties go to the modality earlier in canonical order (deterministic).
+        for _, _, modality, cand in sorted(self._candidates(anchor, msg)):
+            if modality in chosen or max(hi, cand.stamp) - min(lo, cand.stamp) >= self.slop_ns:
+                continue
+            chosen[modality] = cand
+            lo, hi = min(lo, cand.stamp), max(hi, cand.stamp)
+        for modality, m in chosen.items():
+            self._buffers[modality].remove(m)
+        self._last_emitted = t
+        self.emitted += 1
+        items = {m: (chosen[m].stamp, chosen[m].payload) for m in self.modalities if m in chosen}
+        return FrameSet(t, anchor, items)
+
+    def _candidates(self, anchor: str, msg: _Msg) -> list[tuple[int, int, str, _Msg]]:
+        """Messages within slop of the anchor message, unless a later anchor message already
+        received is strictly nearer to them (they belong to that one)."""
+        t = msg.stamp
+        later = next((m.stamp for m in self._buffers[anchor] if m.stamp > t), None)
+        out = []
+        for rank, modality in enumerate(self.modalities):
+            if modality == anchor:
+                continue
+            for cand in self._buffers[modality]:
+                d = abs(cand.stamp - t)
+                if d >= self.slop_ns or (later is not None and abs(cand.stamp - later) < d):
+                    continue
+                out.append((d, rank, modality, cand))
+        return out
+
+    def _prune(self) -> None:
+        """Drop messages that can no longer join any set: every future anchor is stamped after
+        ``_last_emitted``, so members must be stamped after ``_last_emitted - slop``."""
+        if self._last_emitted is None:
+            return
+        horizon = self._last_emitted - self.slop_ns
+        for buf in self._buffers.values():
+            while buf and buf[0].stamp <= horizon:
+                buf.popleft()
+                self.drops["unmatched"] += 1
+
+    def _note_state_changes(self, now: int) -> None:
+        for tr in self._health.update(now):
+            self._events.append(SyncEvent(now, "health", tr.modality, tr.old.value, tr.new.value))
+        anchor = self.anchor(now)
+        if anchor != self._anchor:
+            self._events.append(SyncEvent(now, "anchor", None, self._anchor, anchor))
+            self._anchor = anchor
