@@ -1,0 +1,290 @@
+"""The node's parameters: declared from ONE table, validated into a frozen :class:`Settings`.
+
+:data:`PARAMETERS` is the single place a parameter is named, typed, defaulted and described; the
+node declares exactly these, reads their values into a plain dict and calls
+:meth:`Settings.from_parameters` before any subscription exists. Every invalid value raises
+:class:`SettingsError` naming the parameter, the bad value and what is allowed.
+
+Per-sensor timeouts are ``<modality>.timeout_ms`` (YAML: ``lidar: {timeout_ms: 300.0}``), 0 meaning
+"use timeout_ms". A plain ``timeout_ms.lidar`` would clash with ``timeout_ms`` itself in YAML,
+where one key cannot be both a number and a mapping.
+
+No YAML parser here (stdlib + numpy only): the caller passes ``read_yaml`` to load
+``calibration_file``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .decode import CameraModel
+from .sync import DEFAULT_ANCHOR_PRIORITY, MODALITIES
+
+
+@dataclass(frozen=True)
+class Param:
+    """One node parameter. ``type`` is a ROS parameter type name (see :data:`PARAM_TYPES`)."""
+
+    name: str
+    default: Any
+    type: str
+    description: str
+
+
+PARAM_TYPES = (
+    "bool",
+    "integer",
+    "double",
+    "string",
+    "integer_array",
+    "double_array",
+    "string_array",
+)
+
+PARAMETERS: tuple[Param, ...] = (
+    Param("checkpoint", "", "string", "Path to the self-describing model checkpoint (required)."),
+    Param("device", "auto", "string", "Inference device: auto (CUDA if available, else CPU), cpu, cuda or cuda:N."),
+    Param("modalities", list(MODALITIES), "string_array",
+          "Enabled inputs, a subset of rgb, depth, event, lidar; the checkpoint must support each."),
+    Param("slop_ms", 15.0, "double",
+          "Stamps of one frame set span less than this. Keep it below half the fastest sensor period."),
+    Param("timeout_ms", 500.0, "double", "A sensor silent for longer than this is stale (not waited for)."),
+    *(Param(f"{m}.timeout_ms", 0.0, "double", f"Stale timeout for {m}; 0 uses timeout_ms.") for m in MODALITIES),
+    Param("wait_ms", 50.0, "double",
+          "How long an anchor frame waits for a late message of an alive sensor before going without it."),
+    Param("anchor_priority", list(DEFAULT_ANCHOR_PRIORITY), "string_array",
+          "Modalities that may anchor a frame set, best first; the first alive one anchors."),
+    Param("lidar_extrinsic", [], "double_array",
+          "16 floats, row-major 4x4 transform from the LiDAR frame to the camera optical frame."),
+    Param("calibration_file", "", "string",
+          "YAML with lidar_extrinsic (16 floats) and optionally camera K, D, width, height; "
+          "an alternative to lidar_extrinsic (camera values are used until camera_info arrives)."),
+    Param("max_image_pixels", 8_294_400, "integer", "Images with more pixels are rejected (counted)."),
+    Param("publish_color", True, "bool", "Publish segmentation/color (rgb8) when someone subscribes."),
+    Param("palette", [], "integer_array", "Flat r,g,b triples per class id; empty uses the checkpoint's palette."),
+)  # fmt: skip
+
+PARAMETER_NAMES: tuple[str, ...] = tuple(p.name for p in PARAMETERS)
+_BY_NAME = {p.name: p for p in PARAMETERS}
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+class SettingsError(ValueError):
+    """An invalid parameter value: the message names the parameter, the value and what is allowed."""
+
+    def __init__(self, name: str, value: Any, allowed: str) -> None:
+        self.name, self.value = name, value
+        super().__init__(f"parameter {name!r} = {value!r}: {allowed}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated node settings; durations already in integer nanoseconds."""
+
+    checkpoint: str
+    device: str
+    modalities: tuple[str, ...]
+    slop_ns: int
+    timeout_ns: Mapping[str, int]  # every enabled modality, overrides applied
+    wait_ns: int
+    anchor_priority: tuple[str, ...]  # enabled modalities only
+    lidar_extrinsic: tuple[float, ...] | None  # 16 floats row-major, None without LiDAR
+    camera: CameraModel | None  # from calibration_file, until camera_info arrives
+    max_image_pixels: int
+    publish_color: bool
+    palette: tuple[tuple[int, int, int], ...] | None  # None: the checkpoint's
+
+    @property
+    def extrinsic_matrix(self) -> np.ndarray | None:
+        return (
+            None if self.lidar_extrinsic is None else np.asarray(self.lidar_extrinsic).reshape(4, 4)
+        )
+
+    @classmethod
+    def from_parameters(
+        cls, values: Mapping[str, Any], read_yaml: Callable[[str], Any] | None = None
+    ) -> Settings:
+        """Validate parameter values (missing ones take :data:`PARAMETERS` defaults).
+
+        ``read_yaml(path)`` loads ``calibration_file`` (e.g. ``yaml.safe_load`` of the file).
+        """
+        unknown = sorted(set(values) - set(PARAMETER_NAMES))
+        if unknown:
+            raise SettingsError(
+                unknown[0], values[unknown[0]], f"unknown parameter; valid: {list(PARAMETER_NAMES)}"
+            )
+        v = {p.name: values.get(p.name, p.default) for p in PARAMETERS}
+
+        checkpoint = _string(v, "checkpoint")
+        if not checkpoint:
+            raise SettingsError("checkpoint", checkpoint, "must be the path of a model checkpoint")
+        device = _string(v, "device")
+        if not _DEVICE.match(device):
+            raise SettingsError("device", device, "allowed: auto, cpu, cuda, cuda:N")
+        modalities = _modalities(v, "modalities")
+        if not modalities:
+            raise SettingsError(
+                "modalities", v["modalities"], f"needs at least one of {list(MODALITIES)}"
+            )
+        ordered = tuple(m for m in MODALITIES if m in modalities)
+
+        slop = _number(v, "slop_ms", low=0.0, inclusive=False)
+        timeout = _number(v, "timeout_ms", low=0.0, inclusive=False)
+        wait = _number(v, "wait_ms", low=0.0, inclusive=True)
+        timeouts = {}
+        for m in ordered:
+            own = _number(v, f"{m}.timeout_ms", low=0.0, inclusive=True)
+            timeouts[m] = _ns(own or timeout)
+
+        priority = _modalities(v, "anchor_priority")
+        anchors = tuple(m for m in priority if m in ordered)
+        if not anchors:
+            raise SettingsError(
+                "anchor_priority",
+                v["anchor_priority"],
+                f"must list at least one enabled modality of {list(ordered)}",
+            )
+
+        extrinsic, camera = _calibration(v, read_yaml)
+        if "lidar" in ordered and extrinsic is None:
+            raise SettingsError("lidar_extrinsic", v["lidar_extrinsic"],
+                                "lidar is enabled: give 16 floats here or a calibration_file with lidar_extrinsic")  # fmt: skip
+
+        pixels = v["max_image_pixels"]
+        if isinstance(pixels, bool) or not isinstance(pixels, int) or pixels <= 0:
+            raise SettingsError("max_image_pixels", pixels, "must be a positive integer")
+        publish_color = v["publish_color"]
+        if not isinstance(publish_color, bool):
+            raise SettingsError("publish_color", publish_color, "must be true or false")
+
+        return cls(
+            checkpoint=checkpoint,
+            device=device,
+            modalities=ordered,
+            slop_ns=_ns(slop),
+            timeout_ns=timeouts,
+            wait_ns=_ns(wait),
+            anchor_priority=anchors,
+            lidar_extrinsic=extrinsic if "lidar" in ordered else None,
+            camera=camera,
+            max_image_pixels=pixels,
+            publish_color=publish_color,
+            palette=_palette(v["palette"]),
+        )
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _ns(ms: float) -> int:
+    return int(round(ms * 1e6))
+
+
+def _string(v: Mapping[str, Any], name: str) -> str:
+    if not isinstance(v[name], str):
+        raise SettingsError(name, v[name], "must be a string")
+    return v[name].strip()
+
+
+def _number(v: Mapping[str, Any], name: str, low: float, inclusive: bool) -> float:
+    x = v[name]
+    bound = f">= {low}" if inclusive else f"> {low}"
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+        raise SettingsError(name, x, f"must be a finite number {bound}")
+    if x < low or (x == low and not inclusive):
+        raise SettingsError(name, x, f"must be {bound}")
+    return float(x)
+
+
+def _modalities(v: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    x = v[name]
+    if not isinstance(x, (list, tuple)) or not all(isinstance(m, str) for m in x):
+        raise SettingsError(name, x, f"must be a list of names from {list(MODALITIES)}")
+    bad = [m for m in x if m not in MODALITIES]
+    if bad:
+        raise SettingsError(name, list(x), f"unknown {bad}; valid: {list(MODALITIES)}")
+    if len(set(x)) != len(x):
+        raise SettingsError(name, list(x), "must not repeat a modality")
+    return tuple(x)
+
+
+def _extrinsic(name: str, x: Any) -> tuple[float, ...]:
+    try:
+        m = np.asarray(x, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        m = np.zeros(0)
+    if m.size != 16 or not np.isfinite(m).all():
+        raise SettingsError(name, x, "must be 16 finite floats (row-major 4x4 lidar->camera)")
+    T = m.reshape(4, 4)
+    if not np.allclose(T[3], [0, 0, 0, 1], atol=1e-6):
+        raise SettingsError(name, x, "last row must be 0 0 0 1 (row-major; is it transposed?)")
+    R = T[:3, :3]
+    if not np.allclose(R.T @ R, np.eye(3), atol=1e-3) or np.linalg.det(R) < 0:
+        raise SettingsError(name, x, "the upper-left 3x3 must be a rotation matrix")
+    return tuple(float(a) for a in m)
+
+
+def _calibration(
+    v: Mapping[str, Any], read_yaml: Callable[[str], Any] | None
+) -> tuple[tuple[float, ...] | None, CameraModel | None]:
+    """(extrinsic, camera) from lidar_extrinsic and/or calibration_file."""
+    param = v["lidar_extrinsic"]
+    empty = isinstance(param, (list, tuple)) and len(param) == 0
+    extrinsic = None if empty else _extrinsic("lidar_extrinsic", param)
+    path = _string(v, "calibration_file")
+    if not path:
+        return extrinsic, None
+    if read_yaml is None:
+        raise SettingsError("calibration_file", path, "no YAML reader was given to load it")
+    try:
+        doc = read_yaml(path)
+    except Exception as e:  # the reader's own error (missing file, bad YAML) in one line
+        raise SettingsError(
+            "calibration_file", path, f"cannot be read ({type(e).__name__}: {e})"
+        ) from None
+    if not isinstance(doc, Mapping):
+        raise SettingsError("calibration_file", path, "must hold a YAML mapping")
+    if "lidar_extrinsic" in doc:
+        if extrinsic is not None:
+            raise SettingsError(
+                "lidar_extrinsic", param, f"also given by calibration_file {path!r}; set only one"
+            )
+        extrinsic = _extrinsic(f"{path}: lidar_extrinsic", doc["lidar_extrinsic"])
+    cam = doc.get("camera", doc)
+    K = cam.get("K", cam.get("camera_matrix")) if isinstance(cam, Mapping) else None
+    if K is None:
+        return extrinsic, None
+    try:
+        Km = np.asarray(K, dtype=np.float64).reshape(3, 3)
+        D = np.asarray(cam.get("D", cam.get("distortion")) or [], dtype=np.float64).reshape(-1)
+        w, h = int(cam["width"]), int(cam["height"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise SettingsError(
+            "calibration_file", path, f"camera needs K (9 floats), width, height [, D] ({e})"
+        ) from None
+    if not np.isfinite(Km).all() or Km[0, 0] <= 0 or Km[1, 1] <= 0 or w <= 0 or h <= 0:
+        raise SettingsError(
+            "calibration_file", path, "camera K must have fx, fy > 0 and width, height > 0"
+        )
+    return extrinsic, CameraModel(Km, D[:5] if np.any(D) else None, w, h)
+
+
+def _palette(x: Any) -> tuple[tuple[int, int, int], ...] | None:
+    if not isinstance(x, (list, tuple)):
+        raise SettingsError("palette", x, "must be a list of integers (r,g,b triples)")
+    vals = list(x)
+    if not vals:
+        return None
+    if len(vals) % 3 or not all(
+        isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255 for c in vals
+    ):
+        raise SettingsError(
+            "palette", vals, "must be r,g,b triples of integers 0..255 (length a multiple of 3)"
+        )
+    return tuple(tuple(vals[i : i + 3]) for i in range(0, len(vals), 3))
