@@ -1,0 +1,33 @@
+"""anyseg_ros.core is stdlib + numpy only (no rclpy, torch, yaml, anyseg_model), proved in a
+subprocess where those imports are blocked; plus the shared constants it cannot import."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CORE = ["sync", "health", "mailbox", "decode", "settings"]
+BLOCKED = ["rclpy", "torch", "yaml", "anyseg_model", "sensor_msgs", "rosbags"]
+
+
+def test_core_imports_without_rclpy_torch_yaml_or_the_model():
+    code = (
+        "import sys\n"
+        f"for name in {BLOCKED!r}: sys.modules[name] = None\n"
+        "before = set(sys.modules)\n"
+        + "".join(f"import anyseg_ros.core.{m}\n" for m in CORE)
+        + "new = {n.split('.')[0] for n in set(sys.modules) - before}\n"
+        "print(sorted(new - set(sys.stdlib_module_names)))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    assert set(eval(r.stdout.strip())) <= {"anyseg_ros", "numpy"}, r.stdout
+
+
+def test_modalities_match_the_model_package():
+    from anyseg_model import MODALITIES as MODEL_MODALITIES
+    from anyseg_ros.core.sync import MODALITIES
+
+    assert MODALITIES == MODEL_MODALITIES
