@@ -36,7 +36,7 @@ setup(
             "ros-rcl-interfaces",
             "ros-rmw-fastrtps-cpp",
         ],
-        "train": ["rosbags>=0.10", "tqdm>=4.60", "pillow>=9", "matplotlib>=3.6", "tensorboard>=2.12"],
+        "train": ["rosbags>=0.10", "mcap>=1.1", "tqdm>=4.60", "pillow>=9", "matplotlib>=3.6", "tensorboard>=2.12"],
         "dev": ["pytest>=7.4", "pytest-timeout>=2.1", "ruff>=0.4", "colcon-common-extensions>=0.3"],
     },
     zip_safe=True,

@@ -1,0 +1,183 @@
+"""rosbag2 reading with ``rosbags`` (no rclpy), topic conventions and sensor-drop schedules.
+
+Shared by the replay tool, the offline evaluator and training on recorded bags, so a bag is read,
+decoded and synchronised the same way everywhere. A bag that breaks part-way (truncated file,
+corrupt chunk) yields its readable part plus the reason it stopped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from .core.decode import stamp_ns
+
+# The node's input/output topics (relative names; a bag stores them under "/").
+INPUT_TOPICS: dict[str, str] = {
+    "rgb": "rgb/image",
+    "depth": "depth/image",
+    "event": "event/image",
+    "lidar": "lidar/points",
+}
+CAMERA_INFO_TOPIC = "rgb/camera_info"
+LABELS_TOPIC = "ground_truth/labels"
+
+
+class BagError(RuntimeError):
+    """A bag that cannot be opened at all."""
+
+
+@dataclass(frozen=True)
+class BagRecord:
+    """One stored message: topic (absolute), type name, the recorder's log time and raw CDR."""
+
+    topic: str
+    msgtype: str
+    log_ns: int
+    raw: bytes
+
+
+@dataclass
+class BagContents:
+    """The readable messages of a bag in log-time order, and why reading stopped early, if it did."""
+
+    path: Path
+    records: list[BagRecord]
+    error: str | None = None
+
+    def topics(self) -> dict[str, str]:
+        return {r.topic: r.msgtype for r in self.records}
+
+
+@cache
+def typestore():
+    """The ROS 2 Kilted type store; its CDR interoperates with rclpy both ways."""
+    from rosbags.typesys import Stores, get_typestore
+
+    return get_typestore(Stores.ROS2_KILTED)
+
+
+def read_bag(path: str | Path, topics: Iterable[str] | None = None) -> BagContents:
+    """All messages (of ``topics``, absolute or relative names) of a rosbag2 folder or file.
+
+    Raises :class:`BagError` when nothing can be read; a bag that fails part-way returns what
+    came before the failure with ``error`` set.
+    """
+    from rosbags.highlevel import AnyReader
+
+    path = Path(path)
+    if not path.exists():
+        raise BagError(f"bag {str(path)!r} does not exist")
+    wanted = None if topics is None else {"/" + t.lstrip("/") for t in topics}
+    records: list[BagRecord] = []
+    try:
+        reader = AnyReader([path], default_typestore=typestore())
+        reader.open()
+    except Exception as e:  # rosbags raises several unrelated types for broken files
+        reason = f"{type(e).__name__}: {e}"
+        mcaps = sorted(path.glob("*.mcap")) if path.is_dir() else [path] * (path.suffix == ".mcap")
+        if not mcaps:
+            raise BagError(f"bag {str(path)!r} cannot be opened: {reason}") from None
+        # rosbags needs an MCAP file's summary at its end; a truncated recording has none, but
+        # its records can still be read in order up to the cut.
+        return _read_mcap_stream(path, mcaps, wanted, reason)
+    error = None
+    try:
+        conns = [c for c in reader.connections if wanted is None or c.topic in wanted]
+        for conn, log_ns, raw in reader.messages(connections=conns):
+            records.append(BagRecord(conn.topic, conn.msgtype, int(log_ns), bytes(raw)))
+    except Exception as e:
+        error = f"reading stopped after {len(records)} messages: {type(e).__name__}: {e}"
+    finally:
+        try:
+            reader.close()
+        except Exception:  # closing a broken bag may fail again; the first error is the news
+            pass
+    records.sort(key=lambda r: r.log_ns)
+    return BagContents(path, records, error)
+
+
+def _read_mcap_stream(
+    path: Path, files: list[Path], wanted: set[str] | None, reason: str
+) -> BagContents:
+    from mcap.records import Channel, Message, Schema
+    from mcap.stream_reader import StreamReader
+
+    records: list[BagRecord] = []
+    error = None
+    for file in files:
+        schemas: dict[int, str] = {}
+        channels: dict[int, tuple[str, str]] = {}
+        try:
+            with open(file, "rb") as f:
+                for rec in StreamReader(f).records:
+                    if isinstance(rec, Schema):
+                        schemas[rec.id] = rec.name
+                    elif isinstance(rec, Channel):
+                        channels[rec.id] = (rec.topic, schemas.get(rec.schema_id, ""))
+                    elif isinstance(rec, Message) and rec.channel_id in channels:
+                        topic, msgtype = channels[rec.channel_id]
+                        if wanted is None or topic in wanted:
+                            records.append(BagRecord(topic, msgtype, rec.log_time, bytes(rec.data)))
+        except Exception as e:
+            error = f"reading {file.name} stopped after {len(records)} messages: {type(e).__name__}: {e}"
+            break
+    if not records:
+        raise BagError(f"bag {str(path)!r} cannot be opened: {reason}")
+    records.sort(key=lambda r: r.log_ns)
+    return BagContents(path, records, error or f"read without the file summary ({reason})")
+
+
+def deserialize(record: BagRecord) -> Any:
+    """The rosbags message object of a record (fields as in rclpy; ``data`` as numpy arrays)."""
+    return typestore().deserialize_cdr(record.raw, record.msgtype)
+
+
+def header_stamp_ns(msg: Any) -> int:
+    return stamp_ns(msg.header)
+
+
+# ---------------------------------------------------------------- drop schedules
+
+
+@dataclass(frozen=True)
+class DropWindow:
+    """Sensor ``modality`` is silent from ``start_s`` to ``end_s`` seconds after the bag's start."""
+
+    modality: str
+    start_s: float
+    end_s: float
+
+    def covers(self, modality: str, t_s: float) -> bool:
+        return modality == self.modality and self.start_s <= t_s < self.end_s
+
+
+_DROP = re.compile(r"^(\w+):([0-9.]+)-([0-9.]+|end)$")
+
+
+def parse_drop(text: str) -> DropWindow:
+    """``'lidar:5-12.5'`` or ``'rgb:20-end'`` -> :class:`DropWindow`; errors name the problem."""
+    m = _DROP.match(text.strip())
+    if not m:
+        raise ValueError(f"drop {text!r}: expected MODALITY:START-END in seconds, e.g. lidar:5-10")
+    name, start, end = m.group(1), float(m.group(2)), m.group(3)
+    if name not in INPUT_TOPICS:
+        raise ValueError(f"drop {text!r}: unknown modality {name!r}; valid: {list(INPUT_TOPICS)}")
+    stop = float("inf") if end == "end" else float(end)
+    if stop <= start:
+        raise ValueError(f"drop {text!r}: the window ends before it starts")
+    return DropWindow(name, start, stop)
+
+
+def dropped(windows: Sequence[DropWindow], modality: str, t_s: float) -> bool:
+    return any(w.covers(modality, t_s) for w in windows)
+
+
+def modality_of(topic: str) -> str | None:
+    """The modality whose input topic this is (absolute or relative name), else None."""
+    rel = topic.lstrip("/")
+    return next((m for m, t in INPUT_TOPICS.items() if t == rel), None)

@@ -1,0 +1,211 @@
+"""Evaluation of a recorded bag: frames the node produced (offline or live) scored per subset.
+
+Offline mode runs the node's own path with no DDS: decode each message, push it into the
+:class:`~anyseg_ros.core.sync.ModalitySynchronizer` with the bag's log time as the clock, assemble
+each frame set into model inputs and predict. It is deterministic for a given bag, schedule and
+checkpoint. Live mode (``anyseg_ros.live``) produces the same :class:`FrameResult` rows from the
+real node's outputs, so both are scored and reported by the same code.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from anyseg_model.metrics import SubsetScores, confusion_matrix, miou
+from anyseg_model.modalities import subset_name
+from anyseg_model.representations import LidarScan
+
+from .bag import (
+    CAMERA_INFO_TOPIC,
+    LABELS_TOPIC,
+    BagContents,
+    DropWindow,
+    deserialize,
+    dropped,
+    modality_of,
+)
+from .core.decode import (
+    MODALITY_ENCODINGS,
+    CameraModel,
+    DecodeError,
+    decode_camera_info,
+    decode_image,
+    decode_pointcloud,
+    stamp_ns,
+)
+from .core.sync import FrameSet, ModalitySynchronizer
+
+
+@dataclass
+class FrameResult:
+    """One frame the node produced: when, from what, how fast, and its labels."""
+
+    stamp_ns: int
+    anchor: str
+    modalities: tuple[str, ...]
+    labels: np.ndarray | None
+    latency_ms: float | None = None  # sensor stamp -> labels available
+    processing_ms: float | None = None  # model time alone
+    image: np.ndarray | None = None  # the camera image, kept for overlays (a few frames only)
+
+
+@dataclass
+class SyncConfig:
+    """The node's synchroniser settings, as the evaluator uses them."""
+
+    slop_ms: float = 15.0
+    timeout_ms: float = 500.0
+    wait_ms: float = 50.0
+    anchor_priority: Sequence[str] = ("rgb", "depth", "lidar", "event")
+    modalities: Sequence[str] = ("rgb", "depth", "event", "lidar")
+
+    def synchronizer(self) -> ModalitySynchronizer:
+        ms = 1_000_000
+        anchors = [m for m in self.anchor_priority if m in self.modalities]
+        return ModalitySynchronizer(list(self.modalities), int(self.slop_ms * ms), int(self.timeout_ms * ms),
+                                    int(self.wait_ms * ms), anchors)  # fmt: skip
+
+
+def decode_input(modality: str, msg: Any) -> np.ndarray:
+    """A sensor message -> the raw array the model's representation takes (the node's decoding)."""
+    if modality == "lidar":
+        return decode_pointcloud(msg)
+    return decode_image(msg, allowed=MODALITY_ENCODINGS[modality])
+
+
+def assemble(
+    frame: FrameSet, camera: CameraModel | None, extrinsic: np.ndarray | None
+) -> dict[str, Any]:
+    """A frame set -> ``{modality: raw array or LidarScan}`` for ``Segmentor.predict``.
+
+    LiDAR needs the camera model and the extrinsic to be projected; without them it is left out.
+    """
+    arrays = {m: payload for m, (_, payload) in frame.items.items() if m != "lidar"}
+    if "lidar" in frame.items and camera is not None and extrinsic is not None:
+        points = frame.items["lidar"][1]
+        arrays["lidar"] = LidarScan(
+            points, camera.K, extrinsic, (camera.width, camera.height), camera.D
+        )
+    return arrays
+
+
+@dataclass
+class OfflineRun:
+    frames: list[FrameResult]
+    ground_truth: dict[int, np.ndarray]
+    decode_errors: dict[str, int] = field(default_factory=dict)
+    sync_drops: dict[str, int] = field(default_factory=dict)
+    health_events: list[tuple[float, str, str]] = field(
+        default_factory=list
+    )  # (t_s, modality, state)
+    start_ns: int = 0
+
+
+def run_offline(
+    bag: BagContents,
+    predict: Callable[[dict[str, Any]], Any],
+    extrinsic: np.ndarray | None,
+    drops: Sequence[DropWindow] = (),
+    sync: SyncConfig | None = None,
+    labels_topic: str = LABELS_TOPIC,
+    camera: CameraModel | None = None,
+    keep_images: int = 4,
+) -> OfflineRun:
+    """Play ``bag`` through decode + sync + ``predict`` (``Segmentor.predict``) with no DDS."""
+    sync = sync or SyncConfig()
+    synchronizer = sync.synchronizer()
+    start = bag.records[0].log_ns if bag.records else 0
+    run = OfflineRun([], {}, start_ns=start)
+    labels_topic = "/" + labels_topic.lstrip("/")
+
+    def infer(frames: list[FrameSet]) -> None:
+        for f in frames:
+            arrays = assemble(f, camera, extrinsic)
+            if not arrays:
+                continue
+            t = time.perf_counter()
+            pred = predict(arrays)
+            elapsed = (time.perf_counter() - t) * 1e3
+            image = arrays.get("rgb") if len(run.frames) < keep_images else None
+            run.frames.append(
+                FrameResult(
+                    f.stamp_ns, f.anchor, pred.modalities, pred.labels, None, elapsed, image
+                )
+            )
+
+    for rec in bag.records:
+        t_s = (rec.log_ns - start) * 1e-9
+        modality = modality_of(rec.topic)
+        try:
+            if rec.topic == labels_topic:
+                msg = deserialize(rec)
+                run.ground_truth[stamp_ns(msg.header)] = decode_image(msg, allowed=("mono8",))
+            elif rec.topic == "/" + CAMERA_INFO_TOPIC:
+                camera = decode_camera_info(deserialize(rec))
+            elif modality in sync.modalities and not dropped(drops, modality, t_s):
+                msg = deserialize(rec)
+                infer(
+                    synchronizer.push(
+                        modality, stamp_ns(msg.header), decode_input(modality, msg), rec.log_ns
+                    )
+                )
+        except DecodeError as e:
+            run.decode_errors[e.reason] = run.decode_errors.get(e.reason, 0) + 1
+        infer(synchronizer.poll(rec.log_ns))
+        for ev in synchronizer.events():
+            if ev.kind == "health":
+                run.health_events.append(((ev.now_ns - start) * 1e-9, ev.modality, ev.new))
+    if bag.records:  # flush: let every waiting frame set time out
+        infer(
+            synchronizer.poll(
+                bag.records[-1].log_ns + int(sync.timeout_ms * 1e6) + int(sync.wait_ms * 1e6)
+            )
+        )
+    run.sync_drops = {k: v for k, v in synchronizer.drops.items() if v}
+    return run
+
+
+def match_ground_truth(frames: Sequence[FrameResult], ground_truth: dict[int, np.ndarray],
+                       tolerance_ns: int) -> list[tuple[FrameResult, np.ndarray]]:  # fmt: skip
+    """Pair each frame with the ground-truth labels nearest in stamp, within ``tolerance_ns``.
+
+    An RGB-anchored frame has the labels' own stamp; a frame anchored on another sensor (RGB
+    dropped) is paired with the camera frame nearest in time.
+    """
+    stamps = np.array(sorted(ground_truth), dtype=np.int64)
+    pairs = []
+    if not stamps.size:
+        return pairs
+    for f in frames:
+        if f.labels is None:
+            continue
+        i = (
+            int(np.clip(np.searchsorted(stamps, f.stamp_ns), 1, len(stamps) - 1))
+            if len(stamps) > 1
+            else 0
+        )
+        j = min(
+            (i - 1, i) if len(stamps) > 1 else (0,), key=lambda k: abs(int(stamps[k]) - f.stamp_ns)
+        )
+        if abs(int(stamps[j]) - f.stamp_ns) <= tolerance_ns:
+            gt = ground_truth[int(stamps[j])]
+            if gt.shape == f.labels.shape:
+                pairs.append((f, gt))
+    return pairs
+
+
+def score(
+    pairs: Sequence[tuple[FrameResult, np.ndarray]], classes: Sequence[str]
+) -> tuple[SubsetScores, list[float]]:
+    """Per-subset confusion matrices and each frame's own mIoU (for the over-time plot)."""
+    scores = SubsetScores(classes)
+    per_frame = []
+    for f, gt in pairs:
+        scores.add(subset_name(f.modalities), f.labels, gt)
+        per_frame.append(100.0 * miou(confusion_matrix(f.labels, gt, len(classes))))
+    return scores, per_frame

@@ -1,0 +1,158 @@
+"""report.json, report.md and PNG plots of an evaluation run (offline or live)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from anyseg_model.modalities import MODALITIES, subset_name
+
+from .evaluation import FrameResult
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float | None]:
+    v = np.asarray([x for x in values if x is not None], float)
+    if not v.size:
+        return {"p50": None, "p95": None, "max": None}
+    return {"p50": round(float(np.percentile(v, 50)), 2), "p95": round(float(np.percentile(v, 95)), 2),
+            "max": round(float(v.max()), 2)}  # fmt: skip
+
+
+def outage_timeline(
+    events: Sequence[tuple[float, str, str]], end_s: float
+) -> dict[str, list[list[float]]]:
+    """Health events ``(t_s, modality, state)`` -> per sensor the ``[start, end]`` spans it was out."""
+    spans: dict[str, list[list[float]]] = {m: [] for m in MODALITIES}
+    down: dict[str, float] = {}
+    for t, m, state in sorted(events):
+        if state in ("stale", "offline") and m not in down:
+            down[m] = t
+        elif state == "alive" and m in down:
+            spans.setdefault(m, []).append([round(down.pop(m), 3), round(t, 3)])
+    for m, t in down.items():
+        spans.setdefault(m, []).append([round(t, 3), round(end_s, 3)])
+    return {m: s for m, s in spans.items() if s}
+
+
+def build_report(
+    frames: Sequence[FrameResult],
+    scores_dict: Mapping[str, Any],
+    per_frame_miou: Sequence[float],
+    meta: Mapping[str, Any],
+    outages: Mapping[str, list[list[float]]],
+    dropped_frames: int,
+) -> dict[str, Any]:
+    """The report.json structure: mIoU per subset actually used, frames per subset, latency."""
+    counts: dict[str, int] = {}
+    for f in frames:
+        counts[subset_name(f.modalities)] = counts.get(subset_name(f.modalities), 0) + 1
+    subsets = {k: dict(v, frames=counts.get(k, 0)) for k, v in scores_dict["subsets"].items()}
+    return {
+        **meta,
+        "frames": len(frames),
+        "frames_scored": len(per_frame_miou),
+        "frames_dropped": dropped_frames,
+        "frames_per_subset": counts,
+        "subsets": subsets,
+        "mean_miou": scores_dict["mean_miou"],
+        "mean_miou_nan0": scores_dict["mean_miou_nan0"],
+        "latency_ms": percentiles([f.latency_ms for f in frames]),
+        "processing_ms": percentiles([f.processing_ms for f in frames]),
+        "outages": outages,
+        "classes": scores_dict["classes"],
+    }
+
+
+def write_report(out: Path, report: Mapping[str, Any], frames: Sequence[FrameResult],
+                 per_frame_miou: Sequence[float], palette: Sequence[Sequence[int]]) -> list[Path]:  # fmt: skip
+    """Write report.json, report.md and the plots into ``out``; returns the paths written."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    (out / "report.md").write_text(markdown(report))
+    written = [out / "report.json", out / "report.md"]
+    written += plots(out, report, frames, per_frame_miou, palette)
+    return written
+
+
+def markdown(report: Mapping[str, Any]) -> str:
+    lat, proc = report["latency_ms"], report["processing_ms"]
+    lines = [
+        f"# Evaluation of {report.get('bag', '?')} ({report.get('mode', '?')})", "",
+        f"checkpoint: `{report.get('checkpoint', '?')}`; drops: {report.get('drops') or 'none'}", "",
+        f"frames: {report['frames']} ({report['frames_scored']} scored, {report['frames_dropped']} dropped)", "",
+        "| subset | frames | mIoU | mIoU (NaN=0) |", "|---|---:|---:|---:|",
+    ]  # fmt: skip
+    for name, s in report["subsets"].items():
+        lines.append(f"| {name} | {s['frames']} | {_f(s['miou'])} | {_f(s['miou_nan0'])} |")
+    lines.append(
+        f"| **mean over subsets** | | {_f(report['mean_miou'])} | {_f(report['mean_miou_nan0'])} |"
+    )
+    lines += ["", f"latency ms (stamp -> labels): p50 {_f(lat['p50'])}, p95 {_f(lat['p95'])}, max {_f(lat['max'])}",
+              f"model ms: p50 {_f(proc['p50'])}, p95 {_f(proc['p95'])}, max {_f(proc['max'])}", ""]  # fmt: skip
+    for m, spans in report["outages"].items():
+        lines.append(f"- {m} out: " + ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in spans))
+    return "\n".join(lines) + "\n"
+
+
+def _f(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
+
+
+def plots(out: Path, report: Mapping[str, Any], frames: Sequence[FrameResult],
+          per_frame_miou: Sequence[float], palette: Sequence[Sequence[int]]) -> list[Path]:  # fmt: skip
+    """mIoU and active sensors over time, latency histogram, a few label overlays."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    if frames:
+        t0 = frames[0].stamp_ns
+        t = [(f.stamp_ns - t0) * 1e-9 for f in frames]
+        fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 5), sharex=True, height_ratios=(2, 1))
+        scored = [f.labels is not None for f in frames]
+        ax1.plot(
+            [ti for ti, s in zip(t, scored, strict=True) if s][: len(per_frame_miou)],
+            per_frame_miou,
+            ".-",
+            ms=3,
+        )
+        ax1.set_ylabel("frame mIoU (%)")
+        ax1.set_title("mIoU and active sensors over time")
+        for row, m in enumerate(MODALITIES):
+            on = [ti for ti, f in zip(t, frames, strict=True) if m in f.modalities]
+            ax2.scatter(on, [row] * len(on), s=4, marker="|")
+        ax2.set_yticks(range(len(MODALITIES)), MODALITIES)
+        ax2.set_xlabel("time (s)")
+        fig.tight_layout()
+        fig.savefig(out / "miou_over_time.png", dpi=100)
+        plt.close(fig)
+        written.append(out / "miou_over_time.png")
+    lat = [f.latency_ms for f in frames if f.latency_ms is not None] or [
+        f.processing_ms for f in frames if f.processing_ms
+    ]
+    if lat:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.hist(lat, bins=30)
+        ax.set_xlabel(
+            "latency (ms)" if frames and frames[0].latency_ms is not None else "model time (ms)"
+        )
+        ax.set_ylabel("frames")
+        fig.tight_layout()
+        fig.savefig(out / "latency_hist.png", dpi=100)
+        plt.close(fig)
+        written.append(out / "latency_hist.png")
+    colours = np.asarray(palette, np.uint8)
+    for i, f in enumerate(x for x in frames if x.image is not None and x.labels is not None):
+        overlay = (0.5 * f.image + 0.5 * colours[np.minimum(f.labels, len(colours) - 1)]).astype(
+            np.uint8
+        )
+        path = out / f"overlay_{i}.png"
+        plt.imsave(path, overlay)
+        written.append(path)
+    return written

@@ -1,0 +1,126 @@
+"""Offline evaluation of a bag: decode + sync + predict + score, against hand-computed numbers."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from anyseg_ros.bag import BagError, parse_drop, read_bag
+from anyseg_ros.evaluation import SyncConfig, match_ground_truth, run_offline, score
+
+from .bagtools import camera_info, image, write_bag
+
+H, W = 6, 8
+MS = 1_000_000
+T0 = 1_700_000_000 * 10**9  # a realistic epoch stamp
+
+
+def _gt() -> np.ndarray:
+    gt = np.zeros((H, W), np.uint8)
+    gt[:, W // 2 :] = 1  # left half class 0, right half class 1
+    gt[0, 0] = 255  # one ignored pixel
+    return gt
+
+
+@pytest.fixture(scope="module")
+def tiny_bag(tmp_path_factory):
+    """1 s at 20 Hz: rgb + depth (2 ms later) + ground truth, camera_info once."""
+    msgs = [("/rgb/camera_info", T0, camera_info(T0, W, H))]
+    for i in range(20):
+        t = T0 + i * 50 * MS
+        msgs += [
+            ("/rgb/image", t + MS, image(t, np.full((H, W, 3), 100, np.uint8), "rgb8")),
+            (
+                "/depth/image",
+                t + 3 * MS,
+                image(t + 2 * MS, np.full((H, W), 5000, np.uint16), "16UC1"),
+            ),
+            ("/ground_truth/labels", t + MS, image(t, _gt(), "mono8")),
+        ]
+    return write_bag(tmp_path_factory.mktemp("bag") / "tiny", msgs)
+
+
+def fake_predict(arrays):
+    """With RGB: right on class 1 everywhere. Without: class 0 everywhere."""
+    shape = next(a for a in arrays.values()).shape[:2]
+    labels = np.full(shape, 1 if "rgb" in arrays else 0, np.uint8)
+    return SimpleNamespace(
+        labels=labels, modalities=tuple(m for m in ("rgb", "depth") if m in arrays)
+    )
+
+
+def test_offline_run_scores_subsets_by_hand(tiny_bag):
+    bag = read_bag(tiny_bag)
+    assert bag.error is None and len(bag.records) == 61
+    sync = SyncConfig(modalities=("rgb", "depth"), slop_ms=10, wait_ms=20, timeout_ms=120)
+    run = run_offline(
+        bag, fake_predict, extrinsic=None, drops=[parse_drop("rgb:0.3-0.6")], sync=sync
+    )
+    used = [f.modalities for f in run.frames]
+    assert len(run.frames) == 20  # one frame per depth/rgb pair, RGB-less ones anchored on depth
+    assert used.count(("rgb", "depth")) + used.count(("depth",)) == 20
+    assert used.count(("depth",)) == 6  # stamps 0.30 .. 0.55 s have no RGB
+    assert {f.anchor for f in run.frames if f.modalities == ("depth",)} == {"depth"}
+
+    pairs = match_ground_truth(run.frames, run.ground_truth, tolerance_ns=10 * MS)
+    assert len(pairs) == 20
+    scores, per_frame = score(pairs, ["zero", "one"])
+    d = scores.to_dict()
+    # rgb+depth: predicts 1 everywhere. Per frame 47 valid pixels: 23 class 0 (one ignored), 24 class 1.
+    # IoU(0) = 0, IoU(1) = 24 / 47. depth alone: predicts 0: IoU(0) = 23 / 47, IoU(1) = 0.
+    assert d["subsets"]["rgb+depth"]["per_class_iou"] == {
+        "zero": 0.0,
+        "one": round(100 * 24 / 47, 2),
+    }
+    assert d["subsets"]["depth"]["per_class_iou"] == {"zero": round(100 * 23 / 47, 2), "one": 0.0}
+    assert d["subsets"]["depth"]["pixels"] == 6 * 47
+    assert len(per_frame) == 20
+    # The RGB outage shows in the health events: stale after the timeout, alive on return.
+    rgb_events = [(round(t, 2), state) for t, m, state in run.health_events if m == "rgb"]
+    assert [s for _, s in rgb_events] == ["alive", "stale", "alive"]
+
+
+def test_ground_truth_matching_tolerance(tiny_bag):
+    run = run_offline(
+        read_bag(tiny_bag), fake_predict, None, sync=SyncConfig(modalities=("depth",))
+    )
+    assert all(f.anchor == "depth" for f in run.frames)  # depth is 2 ms after each label
+    assert len(match_ground_truth(run.frames, run.ground_truth, tolerance_ns=1 * MS)) == 0
+    assert len(match_ground_truth(run.frames, run.ground_truth, tolerance_ns=3 * MS)) == 20
+
+
+def test_truncated_bag_gives_the_readable_part_and_the_reason(tmp_path):
+    """A recording cut short (no MCAP summary) still yields its complete chunks (~1 MB each)."""
+    big = np.zeros((240, 320, 3), np.uint8)  # 230 kB per message: 40 messages span several chunks
+    full = write_bag(
+        tmp_path / "full",
+        [("/rgb/image", T0 + i * MS, image(T0 + i * MS, big, "rgb8")) for i in range(40)],
+    )
+    mcap = next(full.glob("*.mcap"))
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / "metadata.yaml").write_text((full / "metadata.yaml").read_text())
+    (cut / mcap.name).write_bytes(mcap.read_bytes()[: mcap.stat().st_size * 2 // 3])
+    bag = read_bag(cut)
+    assert bag.error is not None and "stopped" in bag.error
+    assert 0 < len(bag.records) < 40
+    assert [r.log_ns for r in bag.records] == [T0 + i * MS for i in range(len(bag.records))]
+    run = run_offline(bag, fake_predict, None, sync=SyncConfig(modalities=("rgb",)))
+    assert len(run.frames) == len(bag.records)  # the readable part is evaluated
+
+
+def test_unreadable_bags_and_bad_drops(tmp_path):
+    with pytest.raises(BagError, match="does not exist"):
+        read_bag(tmp_path / "nope")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "metadata.yaml").write_text("not: a bag\n")
+    with pytest.raises(BagError, match="cannot be opened"):
+        read_bag(tmp_path / "junk")
+    for text, msg in (
+        ("lidar", "MODALITY:START-END"),
+        ("radar:1-2", "unknown modality"),
+        ("rgb:3-1", "ends before"),
+    ):
+        with pytest.raises(ValueError, match=msg):
+            parse_drop(text)
+    assert parse_drop("rgb:20-end").end_s == float("inf")
