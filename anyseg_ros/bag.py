@@ -7,6 +7,7 @@ corrupt chunk) yields its readable part plus the reason it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -93,10 +94,8 @@ def read_bag(path: str | Path, topics: Iterable[str] | None = None) -> BagConten
     except Exception as e:
         error = f"reading stopped after {len(records)} messages: {type(e).__name__}: {e}"
     finally:
-        try:
+        with contextlib.suppress(Exception):  # closing a broken bag may fail again; the first error is the news
             reader.close()
-        except Exception:  # closing a broken bag may fail again; the first error is the news
-            pass
     records.sort(key=lambda r: r.log_ns)
     return BagContents(path, records, error)
 
