@@ -38,6 +38,7 @@ from .core.decode import (
     decode_pointcloud,
     stamp_ns,
 )
+from .core.settings import Settings
 from .core.sync import FrameSet, ModalitySynchronizer
 
 
@@ -54,28 +55,17 @@ class FrameResult:
     image: np.ndarray | None = None  # the camera image, kept for overlays (a few frames only)
 
 
-@dataclass
-class SyncConfig:
-    """The node's synchroniser settings, as the evaluator uses them."""
-
-    slop_ms: float = 15.0
-    timeout_ms: float = 500.0
-    wait_ms: float = 50.0
-    anchor_priority: Sequence[str] = ("rgb", "depth", "lidar", "event")
-    modalities: Sequence[str] = ("rgb", "depth", "event", "lidar")
-
-    def synchronizer(self) -> ModalitySynchronizer:
-        ms = 1_000_000
-        anchors = [m for m in self.anchor_priority if m in self.modalities]
-        return ModalitySynchronizer(list(self.modalities), int(self.slop_ms * ms), int(self.timeout_ms * ms),
-                                    int(self.wait_ms * ms), anchors)  # fmt: skip
+def synchronizer(settings: Settings) -> ModalitySynchronizer:
+    """The node's synchroniser for validated settings."""
+    return ModalitySynchronizer(settings.modalities, settings.slop_ns, dict(settings.timeout_ns),
+                                settings.wait_ns, settings.anchor_priority)  # fmt: skip
 
 
-def decode_input(modality: str, msg: Any) -> np.ndarray:
+def decode_input(modality: str, msg: Any, max_pixels: int | None = None) -> np.ndarray:
     """A sensor message -> the raw array the model's representation takes (the node's decoding)."""
     if modality == "lidar":
         return decode_pointcloud(msg)
-    return decode_image(msg, allowed=MODALITY_ENCODINGS[modality])
+    return decode_image(msg, allowed=MODALITY_ENCODINGS[modality], max_pixels=max_pixels)
 
 
 def assemble(
@@ -109,16 +99,15 @@ class OfflineRun:
 def run_offline(
     bag: BagContents,
     predict: Callable[[dict[str, Any]], Any],
-    extrinsic: np.ndarray | None,
+    settings: Settings,
     drops: Sequence[DropWindow] = (),
-    sync: SyncConfig | None = None,
     labels_topic: str = LABELS_TOPIC,
-    camera: CameraModel | None = None,
     keep_images: int = 4,
 ) -> OfflineRun:
-    """Play ``bag`` through decode + sync + ``predict`` (``Segmentor.predict``) with no DDS."""
-    sync = sync or SyncConfig()
-    synchronizer = sync.synchronizer()
+    """Play ``bag`` through the node's decode + sync with the node's ``settings``, then
+    ``predict`` (``Segmentor.predict``) each frame set; no DDS, the bag's log time is the clock."""
+    sync = synchronizer(settings)
+    camera, extrinsic = settings.camera, settings.extrinsic_matrix
     start = bag.records[0].log_ns if bag.records else 0
     run = OfflineRun([], {}, start_ns=start)
     labels_topic = "/" + labels_topic.lstrip("/")
@@ -147,26 +136,21 @@ def run_offline(
                 run.ground_truth[stamp_ns(msg.header)] = decode_image(msg, allowed=("mono8",))
             elif rec.topic == "/" + CAMERA_INFO_TOPIC:
                 camera = decode_camera_info(deserialize(rec))
-            elif modality in sync.modalities and not dropped(drops, modality, t_s):
+            elif modality in settings.modalities and not dropped(drops, modality, t_s):
                 msg = deserialize(rec)
-                infer(
-                    synchronizer.push(
-                        modality, stamp_ns(msg.header), decode_input(modality, msg), rec.log_ns
-                    )
-                )
+                arr = decode_input(modality, msg, settings.max_image_pixels)
+                infer(sync.push(modality, stamp_ns(msg.header), arr, rec.log_ns))
         except DecodeError as e:
             run.decode_errors[e.reason] = run.decode_errors.get(e.reason, 0) + 1
-        infer(synchronizer.poll(rec.log_ns))
-        for ev in synchronizer.events():
+        infer(sync.poll(rec.log_ns))
+        for ev in sync.events():
             if ev.kind == "health":
                 run.health_events.append(((ev.now_ns - start) * 1e-9, ev.modality, ev.new))
     if bag.records:  # flush: let every waiting frame set time out
         infer(
-            synchronizer.poll(
-                bag.records[-1].log_ns + int(sync.timeout_ms * 1e6) + int(sync.wait_ms * 1e6)
-            )
+            sync.poll(bag.records[-1].log_ns + max(settings.timeout_ns.values()) + settings.wait_ns)
         )
-    run.sync_drops = {k: v for k, v in synchronizer.drops.items() if v}
+    run.sync_drops = {k: v for k, v in sync.drops.items() if v}
     return run
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from anyseg_ros.bag import BagError, parse_drop, read_bag
-from anyseg_ros.evaluation import SyncConfig, match_ground_truth, run_offline, score
+from anyseg_ros.core.settings import Settings
+from anyseg_ros.evaluation import match_ground_truth, run_offline, score
 
 from .bagtools import camera_info, image, write_bag
 
@@ -40,6 +41,17 @@ def tiny_bag(tmp_path_factory):
     return write_bag(tmp_path_factory.mktemp("bag") / "tiny", msgs)
 
 
+def settings(modalities):
+    values = {
+        "checkpoint": "unused.pt",
+        "modalities": modalities,
+        "slop_ms": 10.0,
+        "wait_ms": 20.0,
+        "timeout_ms": 120.0,
+    }
+    return Settings.from_parameters(values)
+
+
 def fake_predict(arrays):
     """With RGB: right on class 1 everywhere. Without: class 0 everywhere."""
     shape = next(a for a in arrays.values()).shape[:2]
@@ -52,9 +64,8 @@ def fake_predict(arrays):
 def test_offline_run_scores_subsets_by_hand(tiny_bag):
     bag = read_bag(tiny_bag)
     assert bag.error is None and len(bag.records) == 61
-    sync = SyncConfig(modalities=("rgb", "depth"), slop_ms=10, wait_ms=20, timeout_ms=120)
     run = run_offline(
-        bag, fake_predict, extrinsic=None, drops=[parse_drop("rgb:0.3-0.6")], sync=sync
+        bag, fake_predict, settings(["rgb", "depth"]), drops=[parse_drop("rgb:0.3-0.6")]
     )
     used = [f.modalities for f in run.frames]
     assert len(run.frames) == 20  # one frame per depth/rgb pair, RGB-less ones anchored on depth
@@ -81,9 +92,7 @@ def test_offline_run_scores_subsets_by_hand(tiny_bag):
 
 
 def test_ground_truth_matching_tolerance(tiny_bag):
-    run = run_offline(
-        read_bag(tiny_bag), fake_predict, None, sync=SyncConfig(modalities=("depth",))
-    )
+    run = run_offline(read_bag(tiny_bag), fake_predict, settings(["depth"]))
     assert all(f.anchor == "depth" for f in run.frames)  # depth is 2 ms after each label
     assert len(match_ground_truth(run.frames, run.ground_truth, tolerance_ns=1 * MS)) == 0
     assert len(match_ground_truth(run.frames, run.ground_truth, tolerance_ns=3 * MS)) == 20
@@ -105,7 +114,7 @@ def test_truncated_bag_gives_the_readable_part_and_the_reason(tmp_path):
     assert bag.error is not None and "stopped" in bag.error
     assert 0 < len(bag.records) < 40
     assert [r.log_ns for r in bag.records] == [T0 + i * MS for i in range(len(bag.records))]
-    run = run_offline(bag, fake_predict, None, sync=SyncConfig(modalities=("rgb",)))
+    run = run_offline(bag, fake_predict, settings(["rgb"]))
     assert len(run.frames) == len(bag.records)  # the readable part is evaluated
 
 
