@@ -8,8 +8,8 @@ there is no drop callback (ros.md). Here every frame set is built around an *anc
 - Members: for each other modality the unused message nearest in stamp to the anchor, such that
   all stamps of the set span less than ``slop`` (message_filters' criterion; see below).
 - Waiting: an anchor message waits for every other ALIVE modality until that modality's newest
-  stamp reaches the anchor's stamp (nothing nearer can arrive any more), but at most ``wait``
-  after the anchor message arrived. STALE modalities are never waited for; OFFLINE ones only
+  stamp reaches the anchor's stamp (nothing nearer can arrive any more) or its period puts the
+  next stamp beyond the slop window, but at most ``wait`` after the anchor message arrived. STALE modalities are never waited for; OFFLINE ones only
   during start-up (the first ``timeout`` after the first message, or after a reset), so sensors
   started together make full sets from the first frame; after that an OFFLINE sensor is absent.
 - Each message is used at most once; sets come out in anchor-stamp order.
@@ -40,6 +40,9 @@ from .health import HealthMonitor, SensorState, uniform_timeouts
 
 MODALITIES: tuple[str, ...] = ("rgb", "depth", "event", "lidar")  # == anyseg_model.MODALITIES
 DEFAULT_ANCHOR_PRIORITY: tuple[str, ...] = ("rgb", "depth", "lidar", "event")
+
+# A stream's next stamp is expected no sooner than this share of its smallest recent gap.
+PERIOD_MARGIN = 0.75
 
 # Why a message was discarded (keys of ModalitySynchronizer.drops).
 DROP_REASONS: tuple[str, ...] = (
@@ -80,6 +83,7 @@ class SyncEvent:
     old: str | None = None
     new: str | None = None
     detail: str = ""
+    degraded: bool = False  # a sensor went stale/offline, a fallback anchor took over, a reset
 
     def __str__(self) -> str:
         if self.kind == "health":
@@ -181,6 +185,8 @@ class ModalitySynchronizer:
         if reason is None:
             buf = self._buffers[modality]
             buf.append(_Msg(stamp_ns, payload, now))
+            if self._newest[modality] is not None:
+                self._gaps[modality].append(stamp_ns - self._newest[modality])
             self._newest[modality] = stamp_ns
             if len(buf) > self.max_buffer:
                 buf.popleft()
@@ -246,12 +252,13 @@ class ModalitySynchronizer:
         self.resets += 1
         self._health.reset()
         self._clear()
-        self._events.append(SyncEvent(now, "reset", detail=why))
+        self._events.append(SyncEvent(now, "reset", detail=why, degraded=True))
 
     def _clear(self) -> None:
         # Per modality: unused messages in stamp order (appends only, stamps strictly increase).
         self._buffers: dict[str, deque[_Msg]] = {m: deque() for m in self.modalities}
         self._newest: dict[str, int | None] = dict.fromkeys(self.modalities)
+        self._gaps: dict[str, deque[int]] = {m: deque(maxlen=8) for m in self.modalities}
         self._last_emitted: int | None = None
         self._start: int | None = None  # first message after construction or a reset
 
@@ -292,10 +299,19 @@ class ModalitySynchronizer:
         ]
 
     def _settled(self, modality: str, stamp: int) -> bool:
-        """True once no future message of ``modality`` can be nearer to ``stamp`` than one seen
-        (streams are in stamp order, so anything after a stamp >= ``stamp`` is further away)."""
+        """True once no future message of ``modality`` can be a better match for ``stamp``:
+        streams are in stamp order, so after a stamp >= ``stamp`` everything is further away; and
+        when the stream's period says its next stamp falls beyond the slop window, nothing more
+        can join (a 10 Hz LiDAR does not hold up the 15 Hz camera frames between its sweeps)."""
         newest = self._newest[modality]
-        return newest is not None and newest >= stamp
+        if newest is None:
+            return False
+        if newest >= stamp:
+            return True
+        gaps = self._gaps[modality]
+        # The smallest recent gap is a safe lower bound of the period (lost messages only make
+        # gaps longer); PERIOD_MARGIN absorbs timing jitter.
+        return len(gaps) >= 3 and newest + PERIOD_MARGIN * min(gaps) >= stamp + self.slop_ns
 
     def _emit(self, anchor: str, msg: _Msg) -> FrameSet:
         t = msg.stamp
@@ -343,8 +359,13 @@ class ModalitySynchronizer:
 
     def _note_state_changes(self, now: int) -> None:
         for tr in self._health.update(now):
-            self._events.append(SyncEvent(now, "health", tr.modality, tr.old.value, tr.new.value))
+            bad = tr.new is not SensorState.ALIVE
+            self._events.append(
+                SyncEvent(now, "health", tr.modality, tr.old.value, tr.new.value, degraded=bad)
+            )
         anchor = self.anchor(now)
         if anchor != self._anchor:
-            self._events.append(SyncEvent(now, "anchor", None, self._anchor, anchor))
+            rank = self.anchor_priority.index
+            bad = anchor is None or (self._anchor is not None and rank(anchor) > rank(self._anchor))
+            self._events.append(SyncEvent(now, "anchor", None, self._anchor, anchor, degraded=bad))
             self._anchor = anchor

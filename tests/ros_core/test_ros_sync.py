@@ -242,6 +242,21 @@ def test_wait_ends_as_soon_as_every_alive_sensor_is_settled():
     assert fs.modalities == ("rgb", "depth")
 
 
+def test_a_slower_sensor_does_not_hold_up_frames_between_its_messages():
+    # 30 Hz camera, 10 Hz LiDAR, generous wait: once the LiDAR's period is known, a camera frame
+    # whose slop window ends before the next sweep can start is emitted at once.
+    sync = make(("rgb", "lidar"), slop_ms=10, wait_ms=1000)
+    emitted_at = {}
+    for k in range(40):
+        t = k * 100 * MS // 3
+        for mod in ("lidar", "rgb") if k % 3 == 0 else ("rgb",):
+            for fs in sync.push(mod, t, mod, t + 1 * MS):
+                emitted_at[fs.stamp_ns] = t + 1 * MS
+    late = [k for k in range(12, 39) if emitted_at[k * 100 * MS // 3] != k * 100 * MS // 3 + 1 * MS]
+    # Frames just after a sweep go at once; the ones within reach of the next sweep wait for it.
+    assert [k % 3 for k in late] == [2] * len(late) and len(late) == 9
+
+
 def test_never_waits_for_a_stale_sensor():
     sync = make(("rgb", "lidar"), timeout_ms={"rgb": 500, "lidar": 100}, wait_ms=50)
     feed(sync, at_ms({"rgb": [0], "lidar": [0]}))
@@ -293,7 +308,28 @@ def test_anchor_falls_back_and_takes_over_again():
     assert "sensor rgb: alive -> stale" in events
     assert "anchor: rgb -> depth" in events and "anchor: depth -> rgb" in events
     assert events.count("anchor: rgb -> depth") == 1
+    assert sync.resets == 0
     assert [fs.stamp_ns for fs in sets] == sorted(fs.stamp_ns for fs in sets)
+
+
+def test_events_say_which_changes_are_degradations():
+    sync = make(("rgb", "depth"), timeout_ms=100, wait_ms=0)
+    sync.push("depth", 0, "d", 0)
+    sync.push("rgb", 0, "r", 0)
+    for k in range(1, 5):  # rgb goes silent
+        sync.push("depth", k * 50 * MS, "d", k * 50 * MS)
+    sync.push("rgb", 250 * MS, "r", 250 * MS)
+    got = [(str(e), e.degraded) for e in sync.events()]
+    assert got == [
+        ("sensor depth: offline -> alive", False),
+        ("anchor: None -> depth", False),
+        ("sensor rgb: offline -> alive", False),
+        ("anchor: depth -> rgb", False),
+        ("sensor rgb: alive -> stale", True),
+        ("anchor: rgb -> depth", True),
+        ("sensor rgb: stale -> alive", False),
+        ("anchor: depth -> rgb", False),
+    ]
 
 
 def test_anchor_priority_is_configurable():
