@@ -1,0 +1,72 @@
+"""Typed configs: YAML + overrides, unknown keys listed, types checked, round trip."""
+
+import pytest
+import yaml
+
+from training.config import (
+    ConfigError,
+    from_dict,
+    load_config,
+    parse_override,
+    save_config,
+    to_dict,
+    valid_keys,
+)
+
+
+def test_defaults_yaml_and_overrides(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("optim:\n  lr: 0.01\n  epochs: 3\nmodel:\n  modalities: [rgb, lidar]\n")
+    cfg = load_config(
+        f, ["optim.lr=1e-3", "data.input_size=[64,80]", "loss.umd=0", "run.amp=false"]
+    )
+    assert cfg.optim.lr == pytest.approx(1e-3)  # override beats file
+    assert cfg.optim.epochs == 3
+    assert cfg.model.modalities == ["rgb", "lidar"]
+    assert cfg.data.input_size == [64, 80]
+    assert cfg.loss.umd == 0.0 and isinstance(cfg.loss.umd, float)
+    assert cfg.run.amp is False
+    assert cfg.model.name == "anyseg_tiny"  # untouched default
+
+
+def test_unknown_keys_list_valid_ones(tmp_path):
+    with pytest.raises(ConfigError, match="optim.lr"):
+        load_config(None, ["optim.learning_rate=1"])
+    with pytest.raises(ConfigError, match="valid keys"):
+        load_config(None, ["nosection.x=1"])
+    f = tmp_path / "bad.yaml"
+    f.write_text("loss:\n  madd: 1\n")
+    with pytest.raises(ConfigError, match="loss.mad"):
+        load_config(f)
+
+
+def test_type_errors_and_choices():
+    with pytest.raises(ConfigError, match="integer"):
+        load_config(None, ["optim.epochs=2.5"])
+    with pytest.raises(ConfigError, match="true/false"):
+        load_config(None, ["run.amp=3"])
+    with pytest.raises(ConfigError, match="per_modality"):
+        load_config(None, ["model.norm=weird"])
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_override("optim.lr")
+    with pytest.raises(ConfigError, match="pretrained"):
+        load_config(None, ["student.init=mit"])
+
+
+def test_round_trip_and_save(tmp_path):
+    cfg = load_config(None, ["optim.lr=0.002", "student.init=scratch"])
+    again = from_dict(to_dict(cfg))
+    assert again == cfg
+    p = save_config(cfg, tmp_path / "run" / "config.yaml")
+    assert from_dict(yaml.safe_load(p.read_text())) == cfg
+    assert "loss.cmd" in valid_keys()
+
+
+def test_shipped_configs_load():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "training" / "configs"
+    files = sorted(root.glob("*.yaml"))
+    assert {"smoke.yaml", "synthetic.yaml"} <= {f.name for f in files}
+    for f in files:
+        load_config(f)
