@@ -1,0 +1,119 @@
+"""Train the anymodal student (method.md section 4): anymodal dropout and
+L = L_sup + mad*MAD + umd*UMD + cmd*CMD (+ ummkd*UMMKD, method.md section 9).
+
+    python training/distill.py --teacher runs/teacher/teacher.pt
+    python training/distill.py --config training/configs/smoke.yaml --teacher T.pt --out runs/smoke/student
+    python training/distill.py --teacher T.pt loss.umd=0 loss.cmd=0            # L_sup + MAD only
+    python training/distill.py --teacher T.pt model.norm=per_modality loss.ummkd=0.5   # UMMKD variant
+    python training/distill.py --teacher T.pt student.init=scratch              # or teacher / mit
+
+Each batch draws a modality subset PER SAMPLE (student.dropout_mode=per_batch: the reference's one
+subset per batch), with P(S) = 1/(M C(M,|S|)) by default; the teacher (frozen, eval mode, outside
+DDP) always sees every modality. Loss weights are per-pixel / per-term as documented in
+training/losses.py (mad=2.0 equals the reference's 50 for 25 classes).
+
+Writes <out>/config.yaml, log.csv (+ tb/), checkpoint.pt (resumable), student.pt, eval.json.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: E402
+
+from anyseg_model import create_model, load_checkpoint, save_checkpoint  # noqa: E402
+from training.common import base_parser, build_data, prepare_run, run_meta, write_scores  # noqa: E402
+from training.dropout import SubsetSampler  # noqa: E402
+from training.engine import amp_settings, cleanup_runtime  # noqa: E402
+from training.loop import fit, validate  # noqa: E402
+from training.tasks import StudentTask, expand_state_for, teacher_outputs  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = base_parser(__doc__)
+    parser.add_argument("--teacher", help="teacher checkpoint (sets student.teacher)")
+    parser.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
+    args = parser.parse_intermixed_args(argv)
+    if args.teacher:
+        args.overrides = [*args.overrides, f"student.teacher={args.teacher}"]
+    cfg, rt, out = prepare_run(args, "runs/student")
+    s, lc = cfg.student, cfg.loss
+    needs_teacher = bool(lc.mad or lc.umd or lc.cmd) or s.init == "teacher"
+    if needs_teacher and not s.teacher:
+        raise SystemExit("distill.py: give --teacher CKPT (MAD/UMD/CMD and init=teacher need one), "
+                         "or set loss.mad=0 loss.umd=0 loss.cmd=0 student.init=scratch")  # fmt: skip
+
+    data = build_data(cfg, rt)
+
+    # Teacher: frozen, eval mode, no gradients, never wrapped in DDP.
+    teacher = None
+    if s.teacher:
+        ck = load_checkpoint(s.teacher)
+        teacher = ck.model.to(rt.device).eval().requires_grad_(False)
+        if teacher.modalities != data.modalities:
+            raise SystemExit(f"teacher modalities {list(teacher.modalities)} differ from the data's "
+                             f"{list(data.modalities)}")  # fmt: skip
+        if ck.classes != data.classes:
+            raise SystemExit(
+                f"teacher classes ({len(ck.classes)}) differ from the data's ({len(data.classes)})"
+            )
+    if rt.is_main:
+        print(f"data {cfg.data.source}: {len(data.train)} train / {len(data.val)} val; teacher {s.teacher or '-'}; "
+              f"init {s.init}; weights mad={lc.mad} umd={lc.umd} cmd={lc.cmd} ummkd={lc.ummkd}", flush=True)  # fmt: skip
+
+    # Student: same architecture family as configured; start from scratch, the teacher, or MiT.
+    m = cfg.model
+    model = create_model(m.name, len(data.classes), data.modalities, norm=m.norm, decoder_dim=m.decoder_dim or None,
+                         drop_path=m.drop_path, dropout=m.dropout,
+                         pretrained=m.pretrained if s.init == "mit" else None)  # fmt: skip
+    if s.init == "teacher":
+        missing, unexpected = model.load_state_dict(
+            expand_state_for(model, teacher.state_dict()), strict=False
+        )
+        if missing or unexpected:
+            raise SystemExit(f"student.init=teacher: architectures differ (missing {missing[:4]}, "
+                             f"unexpected {unexpected[:4]}); set model.name to the teacher's")  # fmt: skip
+    model.to(rt.device)
+
+    # Anymodal dropout: a presence mask per sample, from a stream of this rank's own.
+    sampler = SubsetSampler(data.modalities, distribution=s.subset_distribution, mode=s.dropout_mode,
+                            seed=cfg.run.seed, rank=rt.rank)  # fmt: skip
+    task = StudentTask(model, lc)
+    # Per-modality norms of absent modalities get no gradient in a step: DDP must allow that.
+    trainable = DDP(task, device_ids=[rt.local_rank] if rt.device.type == "cuda" else None,
+                    find_unused_parameters=m.norm == "per_modality") if rt.distributed else task  # fmt: skip
+    use_teacher = bool(lc.mad or lc.umd or lc.cmd)
+
+    def step(batch: dict) -> dict[str, torch.Tensor]:
+        inputs, avail, label = batch["inputs"], batch["available"], batch["label"]
+        present = sampler.sample(label.shape[0], avail).to(rt.device)  # (B, M)
+        t_feats = t_logits = None
+        if use_teacher:
+            t_feats, t_logits = teacher_outputs(teacher, inputs, avail)  # all modalities, no grad
+        return trainable(inputs, present, label, t_feats, t_logits)
+
+    meta = run_meta(cfg, "student", teacher=str(s.teacher))
+    result = fit(cfg, rt, model, trainable, step, data, out, meta=meta, sampler=sampler, resume=args.resume,
+                 desc="student")  # fmt: skip
+
+    if rt.is_main and result.finished:
+        scores = validate(
+            cfg, rt, model, data, amp_settings(rt.device, cfg.run.amp)[0], subsets="all"
+        )
+        summary = write_scores(scores, out, extra={"role": "student", "train_seconds": round(result.seconds, 1),
+                                                   "train_images_per_s": round(result.images_per_s, 2)})  # fmt: skip
+        save_checkpoint(model, out / "student.pt", **data.describe(),
+                        **dict(meta, steps=result.steps, epochs=result.epochs, val_mean_miou=summary["mean_miou"]))  # fmt: skip
+        print(scores.table())
+        print(f"student: {out / 'student.pt'}  mean mIoU over subsets {summary['mean_miou']}")
+    cleanup_runtime(rt)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Train the PML teacher (method.md section 3): all modalities in parallel, mean fusion per
+stage, supervised OHEM cross-entropy only.
+
+    python training/train_teacher.py                                # synthetic defaults
+    python training/train_teacher.py --config training/configs/smoke.yaml --out runs/smoke/teacher
+    python training/train_teacher.py --data deliver:/data/DELIVER --config training/configs/deliver_b0.yaml
+    torchrun --nproc_per_node=4 training/train_teacher.py --config ...   # DDP
+    python training/train_teacher.py --out runs/t --resume          # continue exactly
+
+Writes <out>/config.yaml, log.csv (+ tb/), checkpoint.pt (resumable, every epoch),
+teacher.pt (the final model, node-loadable) and eval.json (every modality subset on val).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: E402
+
+from anyseg_model import create_model, save_checkpoint  # noqa: E402
+from training.common import base_parser, build_data, prepare_run, run_meta, write_scores  # noqa: E402
+from training.engine import amp_settings, cleanup_runtime  # noqa: E402
+from training.loop import fit, validate  # noqa: E402
+from training.tasks import TeacherTask  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = base_parser(__doc__)
+    parser.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
+    args = parser.parse_intermixed_args(argv)
+    cfg, rt, out = prepare_run(args, "runs/teacher")
+
+    # Data: the source's raw samples, encoded with the node's representations, augmented jointly.
+    data = build_data(cfg, rt)
+    if rt.is_main:
+        print(f"data {cfg.data.source}: {len(data.train)} train / {len(data.val)} val samples, "
+              f"modalities {list(data.modalities)}, input {data.input_size}", flush=True)  # fmt: skip
+
+    # Model: one shared encoder for every modality; an optional local MiT file for the encoder.
+    m = cfg.model
+    model = create_model(m.name, len(data.classes), data.modalities, norm=m.norm, decoder_dim=m.decoder_dim or None,
+                         drop_path=m.drop_path, dropout=m.dropout, pretrained=m.pretrained or None)  # fmt: skip
+    if model.pretrained_report is not None and rt.is_main:
+        print(f"pretrained encoder: {model.pretrained_report}")
+    model.to(rt.device)
+
+    # PML: the teacher always sees every modality the frame has (all of them, for complete data).
+    task = TeacherTask(model, cfg.loss)
+    trainable = (
+        DDP(task, device_ids=[rt.local_rank] if rt.device.type == "cuda" else None)
+        if rt.distributed
+        else task
+    )
+
+    def step(batch: dict) -> dict[str, torch.Tensor]:
+        return trainable(batch["inputs"], batch["available"], batch["label"])
+
+    meta = run_meta(cfg, "teacher")
+    result = fit(
+        cfg, rt, model, trainable, step, data, out, meta=meta, resume=args.resume, desc="teacher"
+    )
+
+    if rt.is_main and result.finished:
+        # Final model (no optimizer state) and its score on every modality subset.
+        scores = validate(
+            cfg, rt, model, data, amp_settings(rt.device, cfg.run.amp)[0], subsets="all"
+        )
+        summary = write_scores(scores, out, extra={"role": "teacher", "train_seconds": round(result.seconds, 1),
+                                                   "train_images_per_s": round(result.images_per_s, 2)})  # fmt: skip
+        save_checkpoint(model, out / "teacher.pt", **data.describe(),
+                        **dict(meta, steps=result.steps, epochs=result.epochs, val_mean_miou=summary["mean_miou"]))  # fmt: skip
+        print(scores.table())
+        print(f"teacher: {out / 'teacher.pt'}  mean mIoU over subsets {summary['mean_miou']}")
+    cleanup_runtime(rt)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
