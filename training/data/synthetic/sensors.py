@@ -1,0 +1,210 @@
+"""Sensor models: what each sensor makes of the rendered scene, including its failure modes.
+
+- RGB camera: exposure, photon/read noise scaled by gain, sRGB quantisation; motion blur,
+  over- and under-exposure.
+- Depth camera: camera z in metres within a range, stereo-like noise growing with z^2, blind
+  beyond the fog visibility; it is active, so darkness does not matter.
+- Event camera: per-pixel log-intensity change over a time window divided by a per-pixel contrast
+  threshold (signed counts), plus background-activity noise; optional low resolution.
+- LiDAR: exact ranges (1 cm noise) along fixed beams, intensity from material reflectivity and
+  incidence angle; rain and fog remove and add returns; optional jitter.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .shading import Lighting
+
+# Extra exposure gain of the camera failure modes.
+FAILURE_GAIN = {"overexposure": 5.0, "underexposure": 0.07}
+EVENT_LOWRES_FACTOR = 4
+_GAMMA_LUT = np.round(np.linspace(0.0, 1.0, 4096) ** (1 / 2.2) * 255).astype(np.uint8)
+LIDAR_JITTER_M = 0.08
+
+
+def camera_image(
+    rad: np.ndarray, light: Lighting, failure: str | None, rng: np.random.Generator
+) -> np.ndarray:
+    """Linear radiance (3, H, W) -> uint8 RGB (H, W, 3) as the camera records it."""
+    e = rad.astype(np.float32) * np.float32(light.exposure * FAILURE_GAIN.get(failure, 1.0))
+    if failure == "motionblur":
+        # Camera shake during the exposure: a linear blur of random direction and length.
+        angle = rng.uniform(0, math.pi)
+        length = max(3, int(rng.uniform(0.03, 0.06) * e.shape[2]))
+        e = linear_blur(e, angle, length)
+    # Shot noise grows with the signal, read noise is constant; both scale with analog gain.
+    var = np.float32(8e-4 * light.noise) * np.maximum(e, 0) + np.float32((4e-3 * light.noise) ** 2)
+    e += np.sqrt(var) * rng.standard_normal(e.shape, dtype=np.float32)
+    if failure == "overexposure":
+        excess = np.maximum(e - 1.0, 0.0).mean(axis=0, keepdims=True)
+        e += 0.5 * box_blur(excess, max(1, e.shape[2] // 40))  # bloom around clipped areas
+    # Gamma 1/2.2 through a 12-bit lookup table (much cheaper than a per-pixel power).
+    code = (np.clip(e, 0.0, 1.0) * np.float32(_GAMMA_LUT.size - 1) + np.float32(0.5)).astype(
+        np.int32
+    )
+    return np.ascontiguousarray(_GAMMA_LUT[code].transpose(1, 2, 0))
+
+
+def linear_blur(img: np.ndarray, angle: float, length: int) -> np.ndarray:
+    """Average of ``length`` copies of a (C, H, W) image shifted along ``angle`` (edges clamped)."""
+    h, w = img.shape[1:]
+    acc = np.zeros_like(img)
+    for k in range(length):
+        s = k - (length - 1) / 2
+        dx, dy = int(round(s * math.cos(angle))), int(round(s * math.sin(angle)))
+        rows = np.clip(np.arange(h) + dy, 0, h - 1)
+        cols = np.clip(np.arange(w) + dx, 0, w - 1)
+        acc += img[:, rows][:, :, cols]
+    return acc / np.float32(length)
+
+
+def box_blur(img: np.ndarray, radius: int) -> np.ndarray:
+    """Separable box blur over the last two axes with clamped edges (cumulative sums)."""
+    out = img
+    for axis in (-2, -1):
+        n = out.shape[axis]
+        pad = np.concatenate(
+            [np.take(out, [0] * (radius + 1), axis), out, np.take(out, [n - 1] * radius, axis)],
+            axis,
+        )
+        c = np.cumsum(pad, axis=axis, dtype=np.float64)
+        hi = np.take(c, np.arange(2 * radius + 1, 2 * radius + 1 + n), axis)
+        lo = np.take(c, np.arange(0, n), axis)
+        out = ((hi - lo) / (2 * radius + 1)).astype(img.dtype)
+    return out
+
+
+def depth_image(z: np.ndarray, dist: np.ndarray, depth_range: tuple[float, float], noise_k: float,
+                light: Lighting, rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+    """Camera-z (H, W) with inf for sky -> measured float32 metres, 0 = no measurement."""
+    near, far = depth_range
+    valid = np.isfinite(z) & (z >= near) & (z <= far)
+    if light.fog_m:
+        valid &= dist <= light.fog_m  # the matching fails where fog has eaten the contrast
+    noise = rng.standard_normal(z.shape, dtype=np.float32)
+    zz = np.where(valid, z, 0.0)
+    # Stereo depth error grows with z^2 (default 1 mm at 1 m, 10 cm at 10 m); clipped at 3 sigma.
+    out = zz + noise_k * zz * zz * np.clip(noise, -3.0, 3.0)
+    return np.where(valid, out, 0.0).astype(np.float32)
+
+
+def luminance(rad: np.ndarray) -> np.ndarray:
+    """Linear luminance (H, W) of a (3, H, W) radiance image (Rec. 709 weights)."""
+    return 0.2126 * rad[0] + 0.7152 * rad[1] + 0.0722 * rad[2]
+
+
+def event_frame(lum0: np.ndarray, lum1: np.ndarray, threshold: np.ndarray, light: Lighting, window: float,
+                failure: str | None, rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+    """Net signed event count per pixel between two luminance images, as mono8 offset 128.
+
+    Each pixel fires one event every time its log intensity moves by its contrast threshold
+    (polarity = sign), so counts grow with the contrast of the edges that move across it.
+    """
+    h, w = lum1.shape
+    l0, l1 = np.log(lum0 + 0.01), np.log(lum1 + 0.01)
+    th = threshold
+    if failure == "eventlowres":
+        f = EVENT_LOWRES_FACTOR
+        l0, l1 = _block_mean(l0, f), _block_mean(l1, f)
+        th = threshold[::f, ::f][: l0.shape[0], : l0.shape[1]]
+    dl = l1 - l0
+    n = np.trunc(dl / th)
+    p = light.event_noise_hz * window
+    noise = rng.random(n.shape) < p
+    n = n + noise * np.where(rng.random(n.shape) < 0.5, -1.0, 1.0)
+    n = np.clip(n, -127, 127)
+    if failure == "eventlowres":
+        f = EVENT_LOWRES_FACTOR
+        n = np.repeat(np.repeat(n, f, axis=0), f, axis=1)[:h, :w]
+    return (128 + n).astype(np.uint8)
+
+
+def _block_mean(a: np.ndarray, f: int) -> np.ndarray:
+    h, w = a.shape
+    hp, wp = -(-h // f) * f, -(-w // f) * f
+    a = np.pad(a, ((0, hp - h), (0, wp - w)), mode="edge")
+    return a.reshape(hp // f, f, wp // f, f).mean(axis=(1, 3))
+
+
+def lidar_returns(
+    rng_m: np.ndarray,
+    refl: np.ndarray,
+    cos_inc: np.ndarray,
+    labels: np.ndarray,
+    dirs_local: np.ndarray,
+    range_limits: tuple[float, float],
+    light: Lighting,
+    failure: str | None,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-beam ranges -> ((N, 4) float32 x, y, z, intensity in the LiDAR frame, (N,) labels).
+
+    Beams without a return are dropped (an unorganised cloud, like most drivers publish).
+    Rain and fog labels: spurious drop returns get 255 (ignore).
+    """
+    n = len(rng_m)
+    r_min, r_max = range_limits
+    r = rng_m + 0.01 * rng.standard_normal(n)  # ranging noise: about a centimetre
+    intensity = refl * (0.3 + 0.7 * np.abs(cos_inc))
+    valid = np.isfinite(rng_m) & (rng_m >= r_min) & (rng_m <= r_max)
+    u_drop = rng.random(n)  # drawn in every condition so the noise above never depends on it
+    labels = labels.copy()
+    if light.fog_m:
+        # Two-way attenuation: weak returns die first, so fog cuts range from the far end.
+        atten = np.exp(-2.0 * 1.5 / light.fog_m * rng_m)
+        intensity = intensity * atten
+        valid &= rng_m <= 1.6 * light.fog_m
+    if light.rain:
+        valid &= u_drop > 1.0 - np.exp(
+            -np.nan_to_num(rng_m, posinf=0.0) / 250.0
+        )  # drops scatter beams
+        spurious = rng.random(n) < 0.003  # returns from drops near the sensor
+        r = np.where(spurious, rng.uniform(r_min, 6.0, n), r)
+        intensity = np.where(spurious, rng.uniform(0.0, 0.08, n), intensity)
+        labels[spurious] = 255
+        valid |= spurious
+    pts = dirs_local[valid] * r[valid, None]
+    if failure == "lidarjitter":
+        pts = pts + rng.normal(0.0, LIDAR_JITTER_M, pts.shape)
+    out = np.concatenate([pts, np.clip(intensity[valid], 0.0, 1.0)[:, None]], axis=1).astype(
+        np.float32
+    )
+    return out, labels[valid].astype(np.uint8)
+
+
+def hha(depth: np.ndarray, K: np.ndarray, T_base_cam: np.ndarray) -> np.ndarray:
+    """HHA encoding (Gupta et al. 2014) of a metric depth image, uint8 (H, W, 3).
+
+    Channels: horizontal disparity (255 * min(1, 2 m / depth)), height above the ground plane
+    (25 levels per metre, 0-10.2 m), angle between the surface normal and gravity ("up" = 0,
+    180 degrees -> 255). Gravity and the ground come from the known camera mounting (a robot
+    knows its extrinsics) instead of being estimated from the image as the original does.
+    Pixels without depth are 0.
+    """
+    h, w = depth.shape
+    z = depth.astype(np.float64)
+    valid = z > 0
+    u = (np.arange(w) + 0.5 - K[0, 2]) / K[0, 0]
+    v = (np.arange(h) + 0.5 - K[1, 2]) / K[1, 1]
+    pts = np.stack([u[None, :] * z, v[:, None] * z, z], axis=-1)  # (H, W, 3) optical frame
+    world = pts @ T_base_cam[:3, :3].T + T_base_cam[:3, 3]  # base frame: z up, ground at 0
+    gx = np.zeros_like(world)
+    gy = np.zeros_like(world)
+    gx[:, 1:-1] = world[:, 2:] - world[:, :-2]
+    gy[1:-1] = world[2:] - world[:-2]
+    normal = np.cross(gx, gy)
+    norm = np.linalg.norm(normal, axis=-1)
+    up = np.where(norm > 0, -normal[..., 2] / np.maximum(norm, 1e-12), 1.0)  # optical y points down
+    ok = valid & (norm > 0)
+    ok[:, [0, -1]] = False
+    ok[[0, -1], :] = False
+    ok[:, 1:-1] &= valid[:, 2:] & valid[:, :-2]
+    ok[1:-1, :] &= valid[2:] & valid[:-2]
+    angle = np.degrees(np.arccos(np.clip(up, -1, 1)))
+    disparity = np.where(valid, 255 * np.minimum(1.0, 2.0 / np.maximum(z, 1e-6)), 0)
+    height = np.where(valid, np.clip(world[..., 2] * 25.0, 0, 255), 0)
+    ang = np.where(ok, angle * 255.0 / 180.0, 0)
+    return np.round(np.stack([disparity, height, ang], axis=-1)).astype(np.uint8)
