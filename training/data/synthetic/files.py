@@ -1,0 +1,105 @@
+"""Byte-reproducible file output: PNG, NPZ and the calibration YAML the node's parameters take.
+
+``numpy.savez`` stamps every member with the current wall-clock time, so two runs with the same
+seed would differ; :func:`save_npz` writes the same members with a fixed timestamp instead.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from anyseg_model.representations import encode_depth, encode_event, encode_lidar
+
+from .world import Frame
+
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def save_png(path: Path, image: np.ndarray) -> None:
+    """uint8 (H, W) or (H, W, 3) -> PNG; fast zlib level (PNG is lossless at every level)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.ascontiguousarray(image)).save(path, compress_level=1)
+
+
+def save_npz(path: Path, **arrays: np.ndarray) -> None:
+    """Like ``np.savez_compressed`` but byte-identical for identical arrays (``np.load`` reads it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for name in sorted(arrays):
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asarray(arrays[name]), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, buf.getvalue(), compresslevel=1)
+
+
+def to_uint8(chw: np.ndarray) -> np.ndarray:
+    """A representation in [0, 1], (3, H, W) float -> (H, W, 3) uint8."""
+    return np.round(np.clip(chw, 0.0, 1.0) * 255.0).astype(np.uint8).transpose(1, 2, 0)
+
+
+def renderings(frame: Frame) -> dict[str, np.ndarray]:
+    """The 3-channel uint8 images a DELIVER-style loader reads for each modality.
+
+    They are the node's default representations (anyseg_model.representations) quantised to 8
+    bits, so a model trained on the PNGs through the ``image`` representation sees what a model
+    on raw data sees: depth -> (range, inverse depth, valid), event -> (positive, negative, any),
+    lidar -> projected (range, intensity, hit); hha -> HHA of the measured depth.
+    """
+    return {
+        "depth": to_uint8(encode_depth(frame.depth)),
+        "hha": frame.hha(),
+        "event": to_uint8(encode_event(frame.event)),
+        "lidar": to_uint8(encode_lidar(frame.lidar_scan())),
+    }
+
+
+def semantic_png(labels: np.ndarray) -> np.ndarray:
+    """DELIVER/CARLA label image: red channel = class id + 1 (0 = unlabelled, which a DELIVER
+    loader maps to ignore, as it does 255), green and blue zero."""
+    red = np.where(labels == 255, 0, labels.astype(np.int32) + 1).astype(np.uint8)
+    out = np.zeros((*labels.shape, 3), np.uint8)
+    out[..., 0] = red
+    return out
+
+
+def calibration(frame_or_world) -> dict:
+    """Calibration in the node's parameter form: ``lidar_extrinsic`` (16 floats, row-major 4x4,
+    lidar -> camera optical frame) plus the camera intrinsics."""
+    ci = frame_or_world.camera_info
+    extrinsic = getattr(frame_or_world, "lidar_extrinsic", None)
+    if extrinsic is None:
+        extrinsic = frame_or_world.rig.T_cam_lidar
+    return {
+        "lidar_extrinsic": [float(v) for v in np.asarray(extrinsic).reshape(-1)],
+        "camera_frame_id": "camera_optical",
+        "lidar_frame_id": "lidar",
+        "camera_info": {
+            "width": int(ci.width),
+            "height": int(ci.height),
+            "distortion_model": ci.distortion_model,
+            "K": [float(v) for v in ci.K.reshape(-1)],
+            "D": [float(v) for v in ci.D.reshape(-1)],
+            "P": [float(v) for v in ci.P.reshape(-1)],
+        },
+    }
+
+
+def write_calibration(path: Path, frame_or_world) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = (
+        "# Synthetic rig calibration. lidar_extrinsic: row-major 4x4 taking LiDAR-frame points into\n"
+        "# the camera optical frame (the node's `lidar_extrinsic` parameter); camera_info: the\n"
+        "# camera's K (3x3), D (plumb_bob) and P (3x4), row-major.\n"
+    )
+    path.write_text(
+        header
+        + yaml.safe_dump(calibration(frame_or_world), sort_keys=False, default_flow_style=None)
+    )
