@@ -1,0 +1,34 @@
+"""Shared fixtures for the synthetic-world tests: small worlds and a few cached frames."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # the training package lives at the repo root, outside the wheel
+    sys.path.insert(0, str(ROOT))
+
+from training.data.synthetic import SyntheticWorld, WorldConfig  # noqa: E402
+
+SMALL = {"width": 160, "height": 120}
+
+
+@pytest.fixture(scope="session")
+def world() -> SyntheticWorld:
+    """A 160x120 world; frames are cached inside it, so tests share renders."""
+    return SyntheticWorld(WorldConfig(seed=3, **SMALL))
+
+
+@pytest.fixture(scope="session")
+def exact_world() -> SyntheticWorld:
+    """The same map without depth noise, for exact geometry checks."""
+    return SyntheticWorld(WorldConfig(seed=3, depth_noise=0.0, **SMALL))
+
+
+@pytest.fixture(scope="session")
+def frames(world):
+    """Frames 0..2 under sun, cached for the session."""
+    return [world.frame(i) for i in range(3)]
