@@ -54,7 +54,7 @@ def test_deliver_path_derivation_matches_reference_rule(tmp_path):
     assert str(derive_path(rgb, "label")) == ref.replace("/img", "/semantic").replace(
         "_rgb", "_semantic"
     )
-    assert raw_path(rgb).name == "045050_raw_front.npz" and raw_path(rgb).parts[-5] == "raw"
+    assert str(raw_path(rgb)) == ref.replace("/img", "/raw").replace("_rgb", "_raw")[:-4] + ".npz"
     with pytest.raises(ValueError, match="DELIVER RGB path"):
         derive_path(tmp_path / "x.png", "depth")
 
@@ -174,3 +174,29 @@ def test_encoded_dataset_uses_the_node_encoding_and_is_deterministic(synth):
     assert not (
         torch.equal(a["inputs"]["rgb"], c["inputs"]["rgb"]) and torch.equal(a["label"], c["label"])
     )
+
+
+def test_deliver_raw_mode_reads_the_synthetic_writer_output(tmp_path):
+    """The world's DELIVER writer output, read back as raw arrays, encodes exactly like the
+    frame the world rendered (one preprocessing path)."""
+    from training.data.synthetic import SyntheticWorld, WorldConfig
+    from training.data.synthetic.deliver_writer import scene_seed, write_deliver
+
+    root = tmp_path / "synthdeliver"
+    write_deliver(root, frames=1, width=40, height=32, seed=0, scenes=4)
+    ds = DeliverDataset(root, "val", representation="raw")
+    assert ds.representations()["lidar"].name == "lidar_projected"
+    s = ds[0]
+    assert s["arrays"]["depth"].dtype == np.float32 and s["arrays"]["event"].dtype == np.uint8
+    enc = encode(s["arrays"], ds.representations())
+    assert all(v.shape == (3, 32, 40) for v in enc.values())
+    frame = SyntheticWorld(WorldConfig(width=40, height=32, seed=scene_seed(0, 3))).frame(
+        0
+    )  # val scene
+    want = encode({"rgb": frame.rgb, "depth": frame.depth, "event": frame.event, "lidar": frame.lidar_scan()},
+                  ds.representations())  # fmt: skip
+    for m, v in want.items():
+        assert np.array_equal(enc[m], v), m
+    png = DeliverDataset(root, "val")[0]
+    assert np.array_equal(png["label"], s["label"])
+    assert np.array_equal(png["arrays"]["rgb"], s["arrays"]["rgb"])

@@ -11,9 +11,13 @@ Labels: channel 0 of the semantic PNG; 255 -> 0, then minus one in uint8, so ids
 Two input forms:
 - ``png``: the data set's renderings, passed through with the ``image`` representation (depth
   from ``hha/`` or ``depth/`` as chosen). This is the reference protocol.
-- ``raw``: raw sensor arrays stored beside the PNGs (the synthetic world writes them), encoded
-  with the node's representations (depth_metric, event_frame, lidar_projected), so a model
-  trained here runs on live sensors unchanged. See :func:`raw_path` for the naming.
+- ``raw``: the raw sensor arrays of the frame, encoded with the node's representations (rgb,
+  depth_metric, event_frame, lidar_projected), so a model trained here runs on live sensors
+  unchanged. The synthetic world's DELIVER writer stores them as
+  ``<root>/raw/<cond>/<split>/<scene>/<id>_raw_front.npz`` (same path rule: ``/img`` ->
+  ``/raw``, ``_rgb`` -> ``_raw``) with the members ``rgb`` uint8, ``depth`` float32 metres,
+  ``event`` uint8 (128 + net count), ``lidar`` (N, 4) points, ``lidar_K``, ``lidar_D``,
+  ``lidar_extrinsic`` (lidar -> camera optical) and ``image_size_hw``.
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ def derive_path(rgb_path: str | Path, modality: str, depth_png: str = "hha") -> 
 
 
 def raw_path(rgb_path: str | Path) -> Path:
-    """Raw arrays of a frame: ``<root>/raw/<cond>/<split>/<scene>/<id>_raw_front.npz``."""
+    """The frame's raw arrays: ``<root>/raw/<cond>/<split>/<scene>/<id>_raw_front.npz``."""
     return _swap(rgb_path, "raw", "raw", ".npz")
 
 
@@ -175,18 +179,16 @@ class DeliverDataset:
 
 
 def load_raw(path: Path, modalities: Sequence[str]) -> dict[str, Any]:
-    """Raw arrays from an ``.npz``: rgb uint8, depth float32 m, event uint8 (offset 128), lidar
-    points (N, 4) with ``lidar_K``, ``lidar_extrinsic`` and the image size."""
+    """Raw arrays of one frame from its ``_raw_front.npz`` (members: module docstring)."""
     if not path.is_file():
-        raise FileNotFoundError(
-            f"raw arrays missing: {path} (generate with raw output, or use representation=png)"
-        )
+        raise FileNotFoundError(f"raw arrays missing: {path} (use data.representation=png)")
     with np.load(path) as z:
         out: dict[str, Any] = {}
         for m in modalities:
             if m == "lidar":
                 h, w = (int(v) for v in z["image_size_hw"])
-                out[m] = LidarScan(z["lidar"], z["lidar_K"], z["lidar_extrinsic"], (w, h))
+                dist = z["lidar_D"] if "lidar_D" in z.files else None
+                out[m] = LidarScan(z["lidar"], z["lidar_K"], z["lidar_extrinsic"], (w, h), dist)
             else:
                 out[m] = z[m]
         return out
