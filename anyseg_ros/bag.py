@@ -94,7 +94,8 @@ def read_bag(path: str | Path, topics: Iterable[str] | None = None) -> BagConten
     except Exception as e:
         error = f"reading stopped after {len(records)} messages: {type(e).__name__}: {e}"
     finally:
-        with contextlib.suppress(Exception):  # closing a broken bag may fail again; the first error is the news
+        # Closing a broken bag may fail again; the first error is the news.
+        with contextlib.suppress(Exception):
             reader.close()
     records.sort(key=lambda r: r.log_ns)
     return BagContents(path, records, error)
