@@ -1,0 +1,153 @@
+"""anyseg_ros.pipeline (node logic without rclpy) with stand-in messages and a tiny checkpoint."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace as NS
+
+import numpy as np
+import pytest
+from node_harness import LIDAR_TO_CAMERA
+
+from anyseg_ros.core.decode import DecodeError, build_image, build_pointcloud
+from anyseg_ros.core.settings import Settings
+from anyseg_ros.core.sync import FrameSet
+from anyseg_ros.pipeline import Pipeline, Sample, StartupError, check_segmentor
+
+W, H = 32, 24
+
+
+def settings(**kw) -> Settings:
+    return Settings.from_parameters(
+        {"checkpoint": "m.pt", "lidar_extrinsic": LIDAR_TO_CAMERA, **kw}
+    )
+
+
+def header(ns: int, frame: str):
+    return NS(stamp=NS(sec=ns // 10**9, nanosec=ns % 10**9), frame_id=frame)
+
+
+def camera_info(w=W, h=H):
+    f = w / 2
+    return NS(
+        k=[f, 0, w / 2, 0, f, h / 2, 0, 0, 1],
+        d=[0.0] * 5,
+        width=w,
+        height=h,
+        distortion_model="plumb_bob",
+    )
+
+
+def cloud(n=500):
+    rng = np.random.default_rng(0)
+    pts = np.stack(
+        [rng.uniform(3, 20, n), rng.uniform(-3, 3, n), rng.uniform(-1, 1, n), rng.uniform(0, 1, n)],
+        1,
+    )
+    kw = build_pointcloud(pts.astype(np.float32))
+    return NS(header=header(5, "lidar"), fields=[NS(**f._asdict()) for f in kw.pop("fields")], **kw)
+
+
+def fake_segmentor(modalities=("rgb", "depth", "event", "lidar"), reps=None, classes=25):
+    from anyseg_model.representations import DEFAULT_REPRESENTATIONS, Representation
+
+    reps = reps or {m: Representation(DEFAULT_REPRESENTATIONS[m]) for m in modalities}
+    return NS(
+        modalities=modalities,
+        representations=reps,
+        classes=tuple(range(classes)),
+        palette=[(1, 2, 3)] * classes,
+    )
+
+
+def test_checkpoint_must_fit_the_configured_inputs():
+    from anyseg_model.representations import Representation
+
+    assert len(check_segmentor(settings(), fake_segmentor())) == 25
+    with pytest.raises(
+        StartupError, match=r"supports modalities \['rgb'\].*\['depth', 'event', 'lidar'\]"
+    ):
+        check_segmentor(settings(), fake_segmentor(("rgb",)))
+    hha = {"rgb": Representation("rgb"), "depth": Representation("image")}
+    with pytest.raises(StartupError, match="encodes depth as 'image'"):
+        check_segmentor(
+            settings(modalities=["rgb", "depth"]), fake_segmentor(("rgb", "depth"), hha)
+        )
+    with pytest.raises(StartupError, match="'palette' has 1 colours"):
+        check_segmentor(settings(palette=[0, 0, 0]), fake_segmentor())
+
+
+def test_decode_and_arrays_with_lidar_projected_at_the_image_size():
+    pipe = Pipeline(settings(), [(i, i, i) for i in range(25)])
+    rgb = NS(header=header(5, "cam"), **build_image(np.zeros((H * 2, W * 2, 3), np.uint8), "rgb8"))
+    stamp, sample = pipe.decode("rgb", rgb)
+    assert stamp == 5 and sample.data.shape == (H * 2, W * 2, 3)
+    _, lidar = pipe.decode("lidar", cloud())
+    fs = FrameSet(5, "rgb", {"rgb": (5, sample), "lidar": (5, lidar)})
+
+    assert list(pipe.arrays(fs)) == ["rgb"]  # no camera model yet: LiDAR left out, counted
+    assert pipe.error_counts() == {"lidar/no_camera_info": 1}
+
+    pipe.set_camera_info(camera_info())  # calibrated at W x H, image is 2W x 2H: K scales
+    scan = pipe.arrays(fs)["lidar"]
+    assert (
+        scan.image_size == (W * 2, H * 2)
+        and scan.camera_matrix[0, 0] == W
+        and scan.camera_matrix[0, 2] == W
+    )
+    np.testing.assert_array_equal(scan.extrinsic, np.reshape(LIDAR_TO_CAMERA, (4, 4)))
+
+    with pytest.raises(DecodeError) as e:
+        pipe.decode(
+            "depth", NS(header=header(1, "d"), **build_image(np.zeros((H, W, 3), np.uint8), "rgb8"))
+        )
+    assert e.value.reason == "encoding"
+
+
+def test_outputs_labels_colour_points_and_info():
+    pipe = Pipeline(settings(calibration_file=""), [(10 * i, 0, 0) for i in range(25)])
+    pipe.set_camera_info(camera_info())
+    _, lidar = pipe.decode("lidar", cloud())
+    depth = Sample(header(7, "d"), np.full((H, W), 5000, np.uint16))
+    fs = FrameSet(7, "depth", {"depth": (7, depth), "lidar": (6, lidar)})
+    arrays = pipe.arrays(fs)
+    labels = np.full((H, W), 3, np.uint8)
+    out = pipe.outputs(fs, arrays, labels, want_color=True)
+    assert out.labels["encoding"] == "mono8" and (out.labels["width"], out.labels["height"]) == (
+        W,
+        H,
+    )
+    assert out.color["encoding"] == "rgb8" and bytes(out.color["data"][:3]) == bytes([30, 0, 0])
+    assert [f.name for f in out.points["fields"]][-1] == "label" and out.points["width"] == len(
+        lidar.data
+    )
+    labels_of_points = np.frombuffer(out.points["data"], np.uint8).reshape(
+        -1, out.points["point_step"]
+    )[:, 16]
+    assert set(np.unique(labels_of_points)) <= {3, 255} and (labels_of_points == 3).any()
+    assert out.info == {
+        "stamp_ns": 7,
+        "anchor": "depth",
+        "modalities": ["depth", "lidar"],
+        "size": [W, H],
+    }
+    assert pipe.outputs(fs, {"depth": depth.data}, labels, want_color=False).points is None
+
+
+def test_a_real_tiny_checkpoint_runs_through_the_pipeline(tiny_checkpoint):
+    from anyseg_model import Segmentor
+
+    w, h = 64, 48
+    seg = Segmentor.from_checkpoint(tiny_checkpoint, device="cpu")
+    pipe = Pipeline(settings(), check_segmentor(settings(), seg))
+    pipe.set_camera_info(camera_info(w, h))
+    items = {
+        "rgb": (1, Sample(header(1, "c"), np.zeros((h, w, 3), np.uint8))),
+        "event": (1, Sample(header(1, "e"), np.full((h, w), 128, np.uint8))),
+        "lidar": (1, pipe.decode("lidar", cloud())[1]),
+    }
+    fs = FrameSet(1, "rgb", items)
+    arrays = pipe.arrays(fs)
+    pred = seg.predict(arrays)
+    assert pred.labels.shape == (h, w) and pred.modalities == ("rgb", "event", "lidar")
+    out = pipe.outputs(fs, arrays, pred.labels, want_color=False)
+    assert out.info["modalities"] == ["rgb", "event", "lidar"] and out.points["width"] == 500
