@@ -7,9 +7,11 @@ views of the message buffer wherever the layout allows (copies only for padding,
 or bgr -> rgb). Anything malformed raises :class:`DecodeError` with a short ``reason`` key the
 node counts.
 
-Building goes the other way: ``build_*`` return plain constructor kwargs (``data`` as an
-``array.array('B')``, which rclpy's generated setter stores without a per-byte check; bytes or
-lists are orders of magnitude slower) and :class:`PointFieldSpec` tuples for PointField.
+Building goes the other way: ``build_*`` return plain constructor kwargs and
+:class:`PointFieldSpec` tuples for PointField. ``data`` is an ``array.array('B')``: the generated
+constructor wraps data in ``array.array('B', data)``, a memcpy for an array (or bytes) but a
+per-element loop for a numpy array or list, and with ROS_PYTHON_CHECK_FIELDS=1 the setter checks
+every byte of anything but an array.array (~100 ms for 640x480 rgb8).
 """
 
 from __future__ import annotations
@@ -159,7 +161,7 @@ def colorize(labels: np.ndarray, palette: Any) -> np.ndarray:
     pal = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)[:256]
     lut = np.zeros((256, 3), np.uint8)
     lut[: len(pal)] = pal
-    return lut[labels]
+    return np.take(lut, labels, axis=0)  # 4x faster than lut[labels] at 640x480
 
 
 def _to_array(a: np.ndarray) -> array.array:

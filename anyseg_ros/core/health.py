@@ -82,13 +82,20 @@ class HealthMonitor:
         return a[-1] if a else None
 
     def state(self, name: str, now_ns: int) -> SensorState:
-        last = self.last_seen_ns(name)
-        if last is None:
+        a = self._arrivals[self._check(name)]
+        if not a:
             return SensorState.OFFLINE
-        return SensorState.ALIVE if now_ns - last <= self.timeouts_ns[name] else SensorState.STALE
+        return SensorState.ALIVE if now_ns - a[-1] <= self.timeouts_ns[name] else SensorState.STALE
 
     def states(self, now_ns: int) -> dict[str, SensorState]:
-        return {n: self.state(n, now_ns) for n in self.timeouts_ns}
+        out = {}
+        for name, a in self._arrivals.items():  # the synchroniser's hot path: no per-name lookups
+            if not a:
+                out[name] = SensorState.OFFLINE
+            else:
+                alive = now_ns - a[-1] <= self.timeouts_ns[name]
+                out[name] = SensorState.ALIVE if alive else SensorState.STALE
+        return out
 
     def alive(self, now_ns: int) -> tuple[str, ...]:
         return tuple(n for n in self.timeouts_ns if self.state(n, now_ns) is SensorState.ALIVE)
@@ -106,10 +113,13 @@ class HealthMonitor:
         span = a[-1] - a[0]
         return (len(a) - 1) * 1e9 / span if span > 0 else 0.0
 
-    def update(self, now_ns: int) -> list[Transition]:
-        """States that changed since the last call, each reported once."""
+    def update(
+        self, now_ns: int, states: Mapping[str, SensorState] | None = None
+    ) -> list[Transition]:
+        """States that changed since the last call, each reported once (``states``: this
+        instant's :meth:`states`, if the caller has them already)."""
         out = []
-        for name, new in self.states(now_ns).items():
+        for name, new in (states or self.states(now_ns)).items():
             old = self._reported[name]
             if new is not old:
                 out.append(Transition(now_ns, name, old, new))

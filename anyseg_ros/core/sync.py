@@ -209,8 +209,7 @@ class ModalitySynchronizer:
 
     def anchor(self, now_ns: int) -> str | None:
         """The modality that anchors sets now: the first alive one in ``anchor_priority``."""
-        alive = self._health.alive(now_ns)
-        return next((m for m in self.anchor_priority if m in alive), None)
+        return self._anchor_of(self._health.states(now_ns))
 
     def events(self) -> list[SyncEvent]:
         """State changes since the last call (each reported once), oldest first."""
@@ -265,13 +264,15 @@ class ModalitySynchronizer:
     # ------------------------------------------------------------------ matching
 
     def _collect(self, now: int) -> list[FrameSet]:
-        self._note_state_changes(now)
+        states = self._health.states(now)  # fixed for this call: now does not move
+        anchor = self._note_state_changes(now, states)
         out = []
-        while (anchor := self.anchor(now)) is not None:
-            msg = self._next_anchor_message(anchor)
-            if msg is None or self._must_wait(anchor, msg, now):
-                break
-            out.append(self._emit(anchor, msg))
+        if anchor is not None:
+            waitable = self._waitable(now, states)
+            while (msg := self._next_anchor_message(anchor)) is not None:
+                if self._must_wait(anchor, msg, now, waitable):
+                    break
+                out.append(self._emit(anchor, msg))
         self._prune()
         return out
 
@@ -282,19 +283,19 @@ class ModalitySynchronizer:
                 return msg
         return None
 
-    def _must_wait(self, anchor: str, msg: _Msg, now: int) -> bool:
+    def _must_wait(self, anchor: str, msg: _Msg, now: int, waitable: list[str]) -> bool:
         if now - msg.arrival >= self.wait_ns:
             return False
-        return any(m != anchor and not self._settled(m, msg.stamp) for m in self._waitable(now))
+        return any(m != anchor and not self._settled(m, msg.stamp) for m in waitable)
 
-    def _waitable(self, now: int) -> list[str]:
+    def _waitable(self, now: int, states: Mapping[str, SensorState]) -> list[str]:
         """Alive modalities, plus during start-up the ones not heard from yet: sensors started
         together arrive a few ms apart, and without this the first one would be emitted alone
         and the first frame of the others dropped as late."""
         starting = self._start is not None and now - self._start <= self._startup_ns
         return [
             m
-            for m, st in self._health.states(now).items()
+            for m, st in states.items()
             if st is SensorState.ALIVE or (starting and st is SensorState.OFFLINE)
         ]
 
@@ -357,15 +358,20 @@ class ModalitySynchronizer:
                 buf.popleft()
                 self.drops["unmatched"] += 1
 
-    def _note_state_changes(self, now: int) -> None:
-        for tr in self._health.update(now):
+    def _note_state_changes(self, now: int, states: Mapping[str, SensorState]) -> str | None:
+        """Record health and anchor changes as events; returns the current anchor."""
+        for tr in self._health.update(now, states):
             bad = tr.new is not SensorState.ALIVE
             self._events.append(
                 SyncEvent(now, "health", tr.modality, tr.old.value, tr.new.value, degraded=bad)
             )
-        anchor = self.anchor(now)
+        anchor = self._anchor_of(states)
         if anchor != self._anchor:
             rank = self.anchor_priority.index
             bad = anchor is None or (self._anchor is not None and rank(anchor) > rank(self._anchor))
             self._events.append(SyncEvent(now, "anchor", None, self._anchor, anchor, degraded=bad))
             self._anchor = anchor
+        return anchor
+
+    def _anchor_of(self, states: Mapping[str, SensorState]) -> str | None:
+        return next((m for m in self.anchor_priority if states[m] is SensorState.ALIVE), None)

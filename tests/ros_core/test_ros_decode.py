@@ -307,16 +307,19 @@ def test_labels_for_points():
 # ---------------------------------------------------------------- real message classes
 
 
-def test_rclpy_image_round_trip_is_fast():
+def test_rclpy_image_round_trip_is_fast_even_with_field_checks():
     from sensor_msgs.msg import Image
 
     img = RNG.integers(0, 256, (480, 640, 3), dtype=np.uint8)
-    t0 = time.perf_counter()
-    msg = Image(**build_image(img, "rgb8"))
-    built = time.perf_counter() - t0
+    kw = build_image(img, "rgb8")
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        msg = Image(check_fields=True, **kw)
+        times.append(time.perf_counter() - t0)
     np.testing.assert_array_equal(decode_image(msg), img)
-    # The array.array path: a per-byte checked assignment of 921,600 bytes takes ~100x longer.
-    assert built < 0.05, f"building a 640x480 Image took {built * 1e3:.1f} ms"
+    # Per-byte checking or a per-element copy of 921,600 bytes takes ~100 ms.
+    assert min(times) < 0.02, f"building a 640x480 Image took {min(times) * 1e3:.1f} ms"
 
 
 def test_rclpy_pointcloud_camera_info_and_rosbags_round_trip():
