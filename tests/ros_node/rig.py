@@ -198,7 +198,7 @@ class Rig(Node):
     def _on_labels(self, msg: Image) -> None:
         stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
         emit(ev="labels", stamp=stamp, frame_id=msg.header.frame_id, w=msg.width, h=msg.height,
-             enc=msg.encoding, max=int(max(msg.data)) if len(msg.data) else -1)  # fmt: skip
+             enc=msg.encoding, latency_ms=(time.time_ns() - stamp) / 1e6)  # fmt: skip
 
     def _on_points(self, msg: PointCloud2) -> None:
         emit(
