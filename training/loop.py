@@ -58,7 +58,10 @@ def fit(cfg: Config, rt: Runtime, model: AnySegModel, trainable: nn.Module, step
     o = cfg.optim
     amp_dtype, scaler = amp_settings(rt.device, cfg.run.amp)
     optimizer = build_optimizer(model, o.lr, o.weight_decay, o.betas)
-    n_batches = max(1, len(data.train) // (o.batch_size * rt.world_size))
+    n_batches = len(data.train) // (o.batch_size * rt.world_size)
+    if n_batches == 0:
+        raise SystemExit(f"{len(data.train)} training samples make no full batch of {o.batch_size} "
+                         f"x {rt.world_size} rank(s); lower optim.batch_size or add data")  # fmt: skip
     total = o.epochs * n_batches
     if o.max_steps:
         total = min(total, o.max_steps)
