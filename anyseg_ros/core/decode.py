@@ -17,7 +17,6 @@ every byte of anything but an array.array (~100 ms for 640x480 rgb8).
 from __future__ import annotations
 
 import array
-import math
 import sys
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -331,11 +330,3 @@ def labels_for_points(pixel: np.ndarray, labels: np.ndarray) -> np.ndarray:
     ok = pixel[:, 0] >= 0
     out[ok] = labels[pixel[ok, 1], pixel[ok, 0]]
     return out
-
-
-def finite_fraction(depth: np.ndarray) -> float:
-    """Share of valid depth pixels (diagnostics): finite and > 0."""
-    if depth.size == 0:
-        return math.nan
-    valid = depth > 0 if depth.dtype.kind in "ui" else np.isfinite(depth) & (depth > 0)
-    return float(np.count_nonzero(valid)) / depth.size
