@@ -2,17 +2,20 @@
 
 ``numpy.savez`` stamps every member with the current wall-clock time, so two runs with the same
 seed would differ; :func:`save_npz` writes the same members with a fixed timestamp instead.
+:func:`save_png` writes 8-bit PNGs itself (one "Up" filter for every row and fast zlib): Pillow's
+per-row adaptive filtering made PNG writing the slowest part of generating a DELIVER frame.
 """
 
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import yaml
-from PIL import Image
 
 from anyseg_model.representations import encode_depth, encode_event, encode_lidar
 
@@ -22,20 +25,47 @@ _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 def save_png(path: Path, image: np.ndarray) -> None:
-    """uint8 (H, W) or (H, W, 3) -> PNG; fast zlib level (PNG is lossless at every level)."""
+    """uint8 (H, W) grey or (H, W, 3) RGB -> PNG (any PNG reader, Pillow included, reads it)."""
+    a = np.ascontiguousarray(image)
+    if a.dtype != np.uint8 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] != 3):
+        raise ValueError(f"save_png needs uint8 (H, W) or (H, W, 3), got {a.dtype} {a.shape}")
+    h, w = a.shape[:2]
+    rows = a.reshape(h, -1)
+    up = np.empty((h, rows.shape[1] + 1), np.uint8)
+    up[:, 0] = 2  # filter type "Up": each byte minus the byte above (the first row: above = 0)
+    up[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=up[1:, 1:])  # uint8 arithmetic wraps mod 256 as PNG wants
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    colour = 2 if a.ndim == 3 else 0
+    header = struct.pack(">IIBBBBB", w, h, 8, colour, 0, 0, 0)
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(up.tobytes(), 1))
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.ascontiguousarray(image)).save(path, compress_level=1)
+    path.write_bytes(png + chunk(b"IEND", b""))
+
+
+# Arrays that compress well (labels, event frames); noisy float data is stored as is, since
+# compressing it would cost far more time than the space it saves.
+_COMPRESS = {"labels", "event", "lidar_labels"}
 
 
 def save_npz(path: Path, **arrays: np.ndarray) -> None:
-    """Like ``np.savez_compressed`` but byte-identical for identical arrays (``np.load`` reads it)."""
+    """Like ``np.savez`` but byte-identical for identical arrays (``np.load`` reads it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+    with zipfile.ZipFile(path, "w") as zf:
         for name in sorted(arrays):
             buf = io.BytesIO()
             np.lib.format.write_array(buf, np.asarray(arrays[name]), allow_pickle=False)
             info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
-            info.compress_type = zipfile.ZIP_DEFLATED
+            info.compress_type = zipfile.ZIP_DEFLATED if name in _COMPRESS else zipfile.ZIP_STORED
             info.external_attr = 0o644 << 16
             zf.writestr(info, buf.getvalue(), compresslevel=1)
 

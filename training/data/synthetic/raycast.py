@@ -48,7 +48,14 @@ class PinholeGrid:
         self.dirs, self.R, self.K = dirs, R_world_cam, K
         self.axis = [np.ascontiguousarray(dirs[:, i]) for i in range(3)]
         self.inv32 = [(1.0 / a).astype(np.float32) for a in self.axis]  # dirs have no zeros
+        self.down = np.where(self.axis[2] < 0, -1.0 / self.axis[2], np.inf)  # ground: t = z0 * down
         self.rows, self.cols = height, width
+
+    def in_view(self, lo: np.ndarray, hi: np.ndarray, max_t: float) -> np.ndarray:
+        """Cheap cull before :meth:`rects`: boxes with some point in front of the camera."""
+        f = self.R[:, 2]  # the optical axis in world axes; max of f.p over a box, per axis
+        z_far = np.maximum(lo * f, hi * f).sum(axis=1)
+        return (z_far > 0.05) & (_box_distance(lo, hi) <= max_t * np.abs(self.dirs).max())
 
     def rects(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, ...]:
         """Pixel rectangles (r0, r1, c0, c1), inclusive, covering boxes [lo, hi] given relative to
@@ -91,7 +98,12 @@ class SphericalGrid:
         self.dirs, self.elevation = dirs, elevation
         self.axis = [np.ascontiguousarray(dirs[:, i]) for i in range(3)]
         self.inv32 = [(1.0 / a).astype(np.float32) for a in self.axis]  # dirs have no zeros
+        self.down = np.where(self.axis[2] < 0, -1.0 / self.axis[2], np.inf)  # ground: t = z0 * down
         self.rows, self.cols = len(elevation), columns
+
+    def in_view(self, lo: np.ndarray, hi: np.ndarray, max_t: float) -> np.ndarray:
+        """Cheap cull before :meth:`rects`: boxes within range (beams are unit length)."""
+        return _box_distance(lo, hi) <= max_t
 
     def rects(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, ...]:
         """(ring r0, r1, azimuth c0, c1) rectangles covering boxes relative to the LiDAR; c may
@@ -134,16 +146,23 @@ class SphericalGrid:
         return r0.astype(np.int64), r1.astype(np.int64), c0.astype(np.int64), c1.astype(np.int64)
 
 
+def _box_distance(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Distance from the origin to each box [lo, hi] (0 inside)."""
+    gap = np.maximum(np.maximum(lo, -hi), 0.0)
+    return np.sqrt((gap * gap).sum(axis=1))
+
+
 def cast(
     grid: PinholeGrid | SphericalGrid, origin: np.ndarray, prims: Prims, max_t: float = np.inf
 ) -> Hits:
     """Nearest hit of every ray of ``grid`` from ``origin`` against ``prims`` and the ground
     plane z = 0. Rays are ``grid.dirs`` (need not be unit length: t is in their units)."""
     n_rays = len(grid.dirs)
-    order = np.argsort(prims.kind, kind="stable")  # group kinds so their pairs are contiguous
+    rel = prims.centre - origin  # everything relative to the ray origin
+    seen = np.flatnonzero(grid.in_view(rel - prims.half, rel + prims.half, max_t))
+    order = seen[np.argsort(prims.kind[seen], kind="stable")]  # kinds grouped: contiguous pairs
     kind = prims.kind[order]
-    centre = prims.centre[order] - origin  # everything relative to the ray origin
-    half = prims.half[order]
+    centre, half = rel[order], prims.half[order]
     r0, r1, c0, c1 = grid.rects(centre - half, centre + half)
     prim_of, ray = _pairs(r0, r1, c0, c1, grid.cols)
 
@@ -182,9 +201,7 @@ def cast(
     prim[pr[win]] = pp[win]
 
     # The ground plane z = 0 (the road; sidewalks and everything else stand on it).
-    dz = grid.axis[2]
-    with np.errstate(divide="ignore"):
-        tg = np.where(dz < 0, -origin[2] / dz, np.inf)
+    tg = origin[2] * grid.down  # down = -1/dz for rays going down, inf otherwise
     ground = (tg < t_ray) & (tg < max_t)
     t_ray[ground] = tg[ground]
     prim[ground] = GROUND
@@ -197,7 +214,11 @@ def cast(
     obj = np.flatnonzero(prim >= 0)
     if obj.size:
         p = prim[obj]
-        normal[:, obj] = _normals(kind[p], rel[:, obj] - centre[p].T, half[p].T)
+        q = [rel[i, obj] - np.take(np.ascontiguousarray(centre[:, i]), p) for i in range(3)]
+        h = [np.take(np.ascontiguousarray(half[:, i]), p) for i in range(3)]
+        n = _normals(kind[p], q, h)
+        for i in range(3):
+            normal[i, obj] = n[i]
         prim[obj] = order[p]  # back to the caller's primitive indices
     return Hits(t_ray, prim, point, normal)
 
@@ -262,9 +283,10 @@ def _ellipsoid(d: list[np.ndarray], c: list[np.ndarray], h: list[np.ndarray]) ->
     return np.where((disc >= 0) & (t > _EPS), t, np.inf)
 
 
-def _normals(kind: np.ndarray, q: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """Outward unit normals (3, N) at points ``q`` (3, N) relative to each primitive's centre.
-    Every formula runs on all points (1-D arrays, no masked copies); ``kind`` picks per point."""
+def _normals(kind: np.ndarray, q: list[np.ndarray], h: list[np.ndarray]) -> list[np.ndarray]:
+    """Outward unit normals (x, y, z component arrays) at points ``q`` relative to each
+    primitive's centre. Every formula runs on all points (1-D arrays, no masked copies);
+    ``kind`` picks per point."""
     qx, qy, qz = q
     box, cyl = kind == KIND_BOX, kind == KIND_CYLINDER
     # Box: the face whose slab the point is deepest into.
@@ -280,4 +302,4 @@ def _normals(kind: np.ndarray, q: np.ndarray, h: np.ndarray) -> np.ndarray:
     ny = np.where(box, np.sign(qy) * on_y, np.where(cyl, qy * ~top, ey))
     nz = np.where(box, np.sign(qz) * on_z, np.where(cyl, 1.0 * top, ez))
     inv = 1.0 / np.maximum(np.sqrt(nx * nx + ny * ny + nz * nz), 1e-12)
-    return np.stack([nx * inv, ny * inv, nz * inv]).astype(np.float32)
+    return [nx * inv, ny * inv, nz * inv]

@@ -261,22 +261,40 @@ class Scene:
                     "walker_in", 13.0, self._side(self._pedestrian, side, 1), -lay.walk_speed, 2.5
                 ),
             ]
-        self._cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()  # per object
+        self._static: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()  # per window
         self._cache_size = cache_size
 
     # ------------------------------------------------------------------ queries
 
     def prims(self, t: float, x_lo: float, x_hi: float) -> Prims:
         """Every primitive overlapping x in [x_lo, x_hi] at time ``t``, positions at ``t``."""
+        # Static objects do not depend on t: gather them for a window snapped to a 64 m grid
+        # (a superset of [x_lo, x_hi]) and reuse that table while the ego stays inside it.
+        k0, k1 = math.floor(x_lo / 64.0), math.ceil(x_hi / 64.0)
+        static = self._static.get((k0, k1))
+        if static is None:
+            static = self._gather(0.0, 64.0 * k0, 64.0 * k1, moving=False)
+            self._static[(k0, k1)] = static
+            if len(self._static) > 4:
+                self._static.popitem(last=False)
+        moving = Prims(self._gather(t, x_lo, x_hi, moving=True)).at(t)
+        p = Prims(np.concatenate([static, moving.table]))
+        keep = (p.centre[:, 0] + p.half[:, 0] >= x_lo) & (p.centre[:, 0] - p.half[:, 0] <= x_hi)
+        return p.select(keep)
+
+    def _gather(self, t: float, x_lo: float, x_hi: float, moving: bool) -> np.ndarray:
+        """Packed rows (at t = 0) of the static or the moving streams' objects that can overlap
+        [x_lo, x_hi] at time ``t``."""
         parts = []
         for k, s in enumerate(self.streams):
+            if (s.vel != 0.0) != moving:
+                continue
             shift = s.vel * t
             j0 = math.floor((x_lo - s.reach - shift) / s.spacing)
             j1 = math.ceil((x_hi + s.reach - shift) / s.spacing)
             parts += [self._object(k, j) for j in range(j0, j1 + 1)]
-        p = Prims.concat([q for q in parts if len(q)]).at(t)
-        keep = (p.centre[:, 0] + p.half[:, 0] >= x_lo) & (p.centre[:, 0] - p.half[:, 0] <= x_hi)
-        return p.select(keep)
+        return Prims.concat([q for q in parts if len(q)]).table
 
     def crosswalks(self, x_lo: float, x_hi: float) -> np.ndarray:
         """x centres of the zebra crossings whose 4 m wide band overlaps [x_lo, x_hi]."""
@@ -287,15 +305,21 @@ class Scene:
     def ground_class(self, x: np.ndarray, y: np.ndarray, crosswalks: np.ndarray) -> np.ndarray:
         """Class of the ground plane z = 0 at (x, y): road, lane paint, or terrain outside."""
         ay = np.abs(y)
-        cls = np.where(ay < ROAD_HALF, ROAD, np.where(ay < self.sidewalk_outer, SIDEWALK, TERRAIN))
+        cls = np.full(len(x), TERRAIN, np.uint8)
+        cls[ay < self.sidewalk_outer] = SIDEWALK  # (under the sidewalk slabs)
+        road = np.flatnonzero(ay < ROAD_HALF)
+        cls[road] = ROAD
+        xr, ayr = x[road], ay[road]
+        paint = np.abs(ayr - LANE_WIDTH) < 0.07  # solid lines between lanes and parking strips
+        centre = np.flatnonzero(ayr < 0.08)  # dashed centre line
         paint_len, gap = self.layout.dash
-        centre = (ay < 0.08) & (np.mod(x, paint_len + gap) < paint_len)
-        edge = np.abs(ay - LANE_WIDTH) < 0.07
-        paint = centre | edge
+        paint[centre] = np.mod(xr[centre], paint_len + gap) < paint_len
         for xc in crosswalks:  # zebra stripes run along the road, 0.5 m paint every 1 m
-            stripe = (np.abs(x - xc) < 2.0) & (ay < ROAD_HALF - 0.3) & (np.mod(y + 0.25, 1.0) < 0.5)
-            paint |= stripe
-        return np.where(paint & (ay < ROAD_HALF), ROADLINE, cls).astype(np.uint8)
+            near = np.flatnonzero(np.abs(xr - xc) < 2.0)
+            yy = y[road[near]]
+            paint[near] |= (ayr[near] < ROAD_HALF - 0.3) & (np.mod(yy + 0.25, 1.0) < 0.5)
+        cls[road[paint]] = ROADLINE
+        return cls
 
     # ------------------------------------------------------------------ machinery
 

@@ -45,7 +45,7 @@ def camera_image(
     code = (np.clip(e, 0.0, 1.0) * np.float32(_GAMMA_LUT.size - 1) + np.float32(0.5)).astype(
         np.int32
     )
-    return np.ascontiguousarray(_GAMMA_LUT[code].transpose(1, 2, 0))
+    return np.ascontiguousarray(np.take(_GAMMA_LUT, code).transpose(1, 2, 0))
 
 
 def linear_blur(img: np.ndarray, angle: float, length: int) -> np.ndarray:
@@ -182,29 +182,40 @@ def hha(depth: np.ndarray, K: np.ndarray, T_base_cam: np.ndarray) -> np.ndarray:
     (25 levels per metre, 0-10.2 m), angle between the surface normal and gravity ("up" = 0,
     180 degrees -> 255). Gravity and the ground come from the known camera mounting (a robot
     knows its extrinsics) instead of being estimated from the image as the original does.
-    Pixels without depth are 0.
+    Pixels without depth, and normals next to them, are 0.
     """
+    f32 = np.float32
     h, w = depth.shape
-    z = depth.astype(np.float64)
+    z = depth.astype(f32)
     valid = z > 0
-    u = (np.arange(w) + 0.5 - K[0, 2]) / K[0, 0]
-    v = (np.arange(h) + 0.5 - K[1, 2]) / K[1, 1]
-    pts = np.stack([u[None, :] * z, v[:, None] * z, z], axis=-1)  # (H, W, 3) optical frame
-    world = pts @ T_base_cam[:3, :3].T + T_base_cam[:3, 3]  # base frame: z up, ground at 0
-    gx = np.zeros_like(world)
-    gy = np.zeros_like(world)
-    gx[:, 1:-1] = world[:, 2:] - world[:, :-2]
-    gy[1:-1] = world[2:] - world[:-2]
-    normal = np.cross(gx, gy)
-    norm = np.linalg.norm(normal, axis=-1)
-    up = np.where(norm > 0, -normal[..., 2] / np.maximum(norm, 1e-12), 1.0)  # optical y points down
+    u = ((np.arange(w) + 0.5 - K[0, 2]) / K[0, 0]).astype(f32)[None, :]
+    v = ((np.arange(h) + 0.5 - K[1, 2]) / K[1, 1]).astype(f32)[:, None]
+    p = (u * z, v * z, z)  # optical-frame point per pixel, as three (H, W) planes
+    R, t = T_base_cam[:3, :3].astype(f32), T_base_cam[:3, 3].astype(f32)
+    height = R[2, 0] * p[0] + R[2, 1] * p[1] + R[2, 2] * p[2] + t[2]  # base z: ground at 0
+    # Normal = (dp/dv) x (dp/du) by central differences (image v runs down, so this order
+    # points out of the surface towards the camera), in the optical frame; its component along
+    # "up" (base z written in optical axes) gives the angle to gravity.
+    du = [np.zeros_like(z) for _ in range(3)]
+    dv = [np.zeros_like(z) for _ in range(3)]
+    for i in range(3):
+        du[i][:, 1:-1] = p[i][:, 2:] - p[i][:, :-2]
+        dv[i][1:-1] = p[i][2:] - p[i][:-2]
+    n = (
+        dv[1] * du[2] - dv[2] * du[1],
+        dv[2] * du[0] - dv[0] * du[2],
+        dv[0] * du[1] - dv[1] * du[0],
+    )
+    norm = np.sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2])
+    up = (R[2, 0] * n[0] + R[2, 1] * n[1] + R[2, 2] * n[2]) / np.maximum(norm, f32(1e-12))
     ok = valid & (norm > 0)
     ok[:, [0, -1]] = False
     ok[[0, -1], :] = False
     ok[:, 1:-1] &= valid[:, 2:] & valid[:, :-2]
     ok[1:-1, :] &= valid[2:] & valid[:-2]
     angle = np.degrees(np.arccos(np.clip(up, -1, 1)))
-    disparity = np.where(valid, 255 * np.minimum(1.0, 2.0 / np.maximum(z, 1e-6)), 0)
-    height = np.where(valid, np.clip(world[..., 2] * 25.0, 0, 255), 0)
-    ang = np.where(ok, angle * 255.0 / 180.0, 0)
-    return np.round(np.stack([disparity, height, ang], axis=-1)).astype(np.uint8)
+    out = np.zeros((h, w, 3), np.uint8)
+    out[..., 0] = np.where(valid, np.round(255 * np.minimum(1, 2 / np.maximum(z, f32(1e-6)))), 0)
+    out[..., 1] = np.where(valid, np.round(np.clip(height * 25, 0, 255)), 0)
+    out[..., 2] = np.where(ok, np.round(angle * f32(255 / 180)), 0)
+    return out

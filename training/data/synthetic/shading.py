@@ -149,7 +149,6 @@ def surface_albedo(
         np.concatenate([prims.albedo, np.zeros((2, 3), np.float32)]).T, hits.prim, axis=1
     )
     tex = np.concatenate([prims.tex, np.array([255, 255], np.uint8)])[hits.prim]
-    oid = np.concatenate([prims.oid, np.zeros(2, np.int64)])[hits.prim]
     factor = np.ones(n_rays, np.float32)
     emission = None
     q, n = hits.point, hits.normal
@@ -162,7 +161,8 @@ def surface_albedo(
         window = (fs > 0.8) & (fs < 2.2) & (fz > 1.0) & (fz < 2.6) & (np.abs(nz) < 0.5)
         factor[idx] = np.where(window, 0.15, np.where(nz > 0.5, 0.6, 1.0))
         if light.emissive:
-            lit = window & (hash01(np.floor(s / 3.0), np.floor(qz / 3.2), oid[idx]) < 0.35)
+            oid = prims.oid[hits.prim[idx]]
+            lit = window & (hash01(np.floor(s / 3.0), np.floor(qz / 3.2), oid) < 0.35)
             emission = np.zeros((3, n_rays), np.float32)
             emission[:, idx[lit]] = _col([1.0, 0.78, 0.45]) * (light.emissive * 0.5)
     idx = np.flatnonzero(tex == TEX_FENCE)
@@ -177,9 +177,8 @@ def surface_albedo(
     idx = np.flatnonzero(tex == TEX_FOLIAGE)
     if idx.size:  # leaf speckle
         qx, qy, qz = q[0, idx] * 4, q[1, idx] * 4, q[2, idx] * 4
-        factor[idx] = 0.55 + 0.9 * hash01(
-            np.floor(qx) + 7919 * np.floor(qz), np.floor(qy), oid[idx]
-        )
+        oid = prims.oid[hits.prim[idx]]
+        factor[idx] = 0.55 + 0.9 * hash01(np.floor(qx) + 7919 * np.floor(qz), np.floor(qy), oid)
     idx = np.flatnonzero(tex == TEX_TILES)
     if idx.size:  # paving with grout lines on top, bare concrete on the curb face
         grout = (np.mod(q[0, idx], 0.5) < 0.04) | (np.mod(q[1, idx], 0.5) < 0.04)
