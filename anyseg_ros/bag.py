@@ -16,16 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from .core.decode import stamp_ns
+from .pipeline import INPUT_TOPICS  # the node's topic names: one definition
 
-# The node's input/output topics (relative names; a bag stores them under "/").
-INPUT_TOPICS: dict[str, str] = {
-    "rgb": "rgb/image",
-    "depth": "depth/image",
-    "event": "event/image",
-    "lidar": "lidar/points",
-}
-CAMERA_INFO_TOPIC = "rgb/camera_info"
-LABELS_TOPIC = "ground_truth/labels"
+LABELS_TOPIC = "ground_truth/labels"  # what the synthetic world records beside the sensors
 
 
 class BagError(RuntimeError):

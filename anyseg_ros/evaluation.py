@@ -2,7 +2,7 @@
 
 Offline mode runs the node's own path with no DDS: decode each message, push it into the
 :class:`~anyseg_ros.core.sync.ModalitySynchronizer` with the bag's log time as the clock, assemble
-each frame set into model inputs and predict. It is deterministic for a given bag, schedule and
+each frame set into model inputs (the node's :class:`~anyseg_ros.pipeline.Pipeline`) and predict. It is deterministic for a given bag, schedule and
 checkpoint. Live mode (``anyseg_ros.live``) produces the same :class:`FrameResult` rows from the
 real node's outputs, so both are scored and reported by the same code.
 """
@@ -18,28 +18,12 @@ import numpy as np
 
 from anyseg_model.metrics import SubsetScores, confusion_matrix, miou
 from anyseg_model.modalities import subset_name
-from anyseg_model.representations import LidarScan
 
-from .bag import (
-    CAMERA_INFO_TOPIC,
-    LABELS_TOPIC,
-    BagContents,
-    DropWindow,
-    deserialize,
-    dropped,
-    modality_of,
-)
-from .core.decode import (
-    MODALITY_ENCODINGS,
-    CameraModel,
-    DecodeError,
-    decode_camera_info,
-    decode_image,
-    decode_pointcloud,
-    stamp_ns,
-)
+from .bag import LABELS_TOPIC, BagContents, DropWindow, deserialize, dropped, modality_of
+from .core.decode import DecodeError, decode_image, stamp_ns
 from .core.settings import Settings
 from .core.sync import FrameSet, ModalitySynchronizer
+from .pipeline import CAMERA_INFO_TOPIC, Pipeline
 
 
 @dataclass
@@ -59,29 +43,6 @@ def synchronizer(settings: Settings) -> ModalitySynchronizer:
     """The node's synchroniser for validated settings."""
     return ModalitySynchronizer(settings.modalities, settings.slop_ns, dict(settings.timeout_ns),
                                 settings.wait_ns, settings.anchor_priority)  # fmt: skip
-
-
-def decode_input(modality: str, msg: Any, max_pixels: int | None = None) -> np.ndarray:
-    """A sensor message -> the raw array the model's representation takes (the node's decoding)."""
-    if modality == "lidar":
-        return decode_pointcloud(msg)
-    return decode_image(msg, allowed=MODALITY_ENCODINGS[modality], max_pixels=max_pixels)
-
-
-def assemble(
-    frame: FrameSet, camera: CameraModel | None, extrinsic: np.ndarray | None
-) -> dict[str, Any]:
-    """A frame set -> ``{modality: raw array or LidarScan}`` for ``Segmentor.predict``.
-
-    LiDAR needs the camera model and the extrinsic to be projected; without them it is left out.
-    """
-    arrays = {m: payload for m, (_, payload) in frame.items.items() if m != "lidar"}
-    if "lidar" in frame.items and camera is not None and extrinsic is not None:
-        points = frame.items["lidar"][1]
-        arrays["lidar"] = LidarScan(
-            points, camera.K, extrinsic, (camera.width, camera.height), camera.D
-        )
-    return arrays
 
 
 @dataclass
@@ -107,14 +68,14 @@ def run_offline(
     """Play ``bag`` through the node's decode + sync with the node's ``settings``, then
     ``predict`` (``Segmentor.predict``) each frame set; no DDS, the bag's log time is the clock."""
     sync = synchronizer(settings)
-    camera, extrinsic = settings.camera, settings.extrinsic_matrix
+    pipeline = Pipeline(settings, palette=[])  # palette: only for outputs, which are not built here
     start = bag.records[0].log_ns if bag.records else 0
     run = OfflineRun([], {}, start_ns=start)
     labels_topic = "/" + labels_topic.lstrip("/")
 
     def infer(frames: list[FrameSet]) -> None:
         for f in frames:
-            arrays = assemble(f, camera, extrinsic)
+            arrays = pipeline.arrays(f)
             if not arrays:
                 continue
             t = time.perf_counter()
@@ -135,13 +96,12 @@ def run_offline(
                 msg = deserialize(rec)
                 run.ground_truth[stamp_ns(msg.header)] = decode_image(msg, allowed=("mono8",))
             elif rec.topic == "/" + CAMERA_INFO_TOPIC:
-                camera = decode_camera_info(deserialize(rec))
+                pipeline.set_camera_info(deserialize(rec))
             elif modality in settings.modalities and not dropped(drops, modality, t_s):
-                msg = deserialize(rec)
-                arr = decode_input(modality, msg, settings.max_image_pixels)
-                infer(sync.push(modality, stamp_ns(msg.header), arr, rec.log_ns))
+                stamp, sample = pipeline.decode(modality, deserialize(rec))
+                infer(sync.push(modality, stamp, sample, rec.log_ns))
         except DecodeError as e:
-            run.decode_errors[e.reason] = run.decode_errors.get(e.reason, 0) + 1
+            pipeline.count(f"{modality or rec.topic.lstrip('/')}/{e.reason}")
         infer(sync.poll(rec.log_ns))
         for ev in sync.events():
             if ev.kind == "health":
@@ -150,6 +110,7 @@ def run_offline(
         infer(
             sync.poll(bag.records[-1].log_ns + max(settings.timeout_ns.values()) + settings.wait_ns)
         )
+    run.decode_errors = pipeline.error_counts()
     run.sync_drops = {k: v for k, v in sync.drops.items() if v}
     return run
 
