@@ -17,7 +17,7 @@ from typing import Any
 from .config import AFFECTS, CONDITIONS, FAILURES, WorldConfig, parse_list
 
 _LAZY = {
-    "SCENE_CLASSES": ".scene",
+    "SCENE_CLASSES": ".prims",
     "CameraInfo": ".world",
     "Frame": ".world",
     "SyntheticWorld": ".world",

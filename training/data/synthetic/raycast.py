@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .scene import KIND_BOX, KIND_CYLINDER, KIND_ELLIPSOID, Prims
+from .prims import KIND_BOX, KIND_CYLINDER, KIND_ELLIPSOID, Prims
 
 GROUND = -1  # prim index of a ground-plane hit
 NOTHING = -2  # no hit (sky, or beyond the range limit)

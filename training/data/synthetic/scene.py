@@ -8,8 +8,9 @@ rendered directly, in any order, with the same result. Moving objects (oncoming 
 pedestrians) share one speed per stream so they never run into each other.
 
 Everything is made of axis-aligned boxes, vertical cylinders and axis-aligned ellipsoids
-(:class:`Prims`), which the ray caster intersects analytically. The ground plane z = 0 is not a
-primitive: :meth:`Scene.ground_class` says what it is at (x, y): road, lane paint or terrain.
+(:class:`~.prims.Prims`), which the ray caster intersects analytically. The ground plane z = 0
+is not a primitive: :meth:`Scene.ground_class` says what it is at (x, y): road, lane paint or
+terrain.
 """
 
 from __future__ import annotations
@@ -18,156 +19,38 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
-from anyseg_model.classes import class_id
-
+from .prims import (
+    BUILDING,
+    CARS,
+    FENCE,
+    PEDESTRIAN,
+    POLE,
+    ROAD,
+    ROADLINE,
+    SIDEWALK,
+    TERRAIN,
+    TEX_BRICK,
+    TEX_BUILDING,
+    TEX_FENCE,
+    TEX_FOLIAGE,
+    TEX_GLASS,
+    TEX_LAMP,
+    TEX_TILES,
+    TRAFFICSIGN,
+    VEGETATION,
+    WALL,
+    Parts,
+    Prims,
+)
 from .rig import EGO_LANE_Y
-
-BUILDING, FENCE, PEDESTRIAN, POLE = (
-    class_id(n) for n in ("Building", "Fence", "Pedestrian", "Pole")
-)
-ROADLINE, ROAD, SIDEWALK, VEGETATION = (
-    class_id(n) for n in ("RoadLine", "Road", "SideWalk", "Vegetation")
-)
-CARS, WALL, TRAFFICSIGN, SKY, TERRAIN = (
-    class_id(n) for n in ("Cars", "Wall", "TrafficSign", "Sky", "Terrain")
-)
-# The classes this world can produce (a subset of DELIVER's 25, same ids).
-SCENE_CLASSES: tuple[int, ...] = tuple(
-    sorted({BUILDING, FENCE, PEDESTRIAN, POLE, ROADLINE, ROAD, SIDEWALK, VEGETATION, CARS, WALL,
-            TRAFFICSIGN, SKY, TERRAIN})
-)  # fmt: skip
-
-KIND_BOX, KIND_CYLINDER, KIND_ELLIPSOID = 0, 1, 2
-# Surface textures (RGB-only detail: none of them changes geometry or LiDAR reflectivity).
-TEX_PLAIN, TEX_BUILDING, TEX_FENCE, TEX_FOLIAGE, TEX_GLASS, TEX_TILES, TEX_BRICK, TEX_LAMP = range(
-    8
-)
 
 LANE_WIDTH = 3.5
 PARKING_WIDTH = 2.2
 ROAD_HALF = LANE_WIDTH + PARKING_WIDTH  # two lanes and two parking strips
 CURB = 0.15  # sidewalks are raised this much above the road
-LEG_SWING_OMEGA = 2.0 * math.pi * 0.9  # rad/s of a pedestrian's stride
-
-
-# Column layout of the packed primitive table (one float64 row per primitive: one array per
-# object, so gathering a few hundred objects is one concatenate, not one per field).
-_KIND, _CENTRE, _HALF, _CLS, _ALBEDO, _REFL, _TEX, _OID, _VEL, _SWING = (
-    0,
-    1,
-    4,
-    7,
-    8,
-    11,
-    12,
-    13,
-    14,
-    15,
-)
-_COLUMNS = 17
-
-
-class Prims:
-    """A table of primitives. Every kind is described by a centre and half-extents (box half
-    sizes; cylinder (r, r, half height); ellipsoid radii), so the axis-aligned bounding box is
-    always ``centre +- half``. Rows are positions at t = 0 unless moved by :meth:`at` with the
-    per-primitive x velocity and stride swing (amplitude, phase).
-
-    Fields (read-only views or typed copies): kind (N,) int8, centre/half (N, 3) float64, cls
-    (N,) uint8 DELIVER id, albedo (N, 3) float32 linear RGB, refl (N,) float32 LiDAR
-    reflectivity, tex (N,) uint8 texture, oid (N,) int64 object id (seeds texture detail).
-    """
-
-    def __init__(self, table: np.ndarray) -> None:
-        self.table = table.reshape(-1, _COLUMNS)
-
-    def __len__(self) -> int:
-        return len(self.table)
-
-    @cached_property
-    def kind(self) -> np.ndarray:
-        return self.table[:, _KIND].astype(np.int8)
-
-    @property
-    def centre(self) -> np.ndarray:
-        return self.table[:, _CENTRE : _CENTRE + 3]
-
-    @property
-    def half(self) -> np.ndarray:
-        return self.table[:, _HALF : _HALF + 3]
-
-    @cached_property
-    def cls(self) -> np.ndarray:
-        return self.table[:, _CLS].astype(np.uint8)
-
-    @cached_property
-    def albedo(self) -> np.ndarray:
-        return self.table[:, _ALBEDO : _ALBEDO + 3].astype(np.float32)
-
-    @cached_property
-    def refl(self) -> np.ndarray:
-        return self.table[:, _REFL].astype(np.float32)
-
-    @cached_property
-    def tex(self) -> np.ndarray:
-        return self.table[:, _TEX].astype(np.uint8)
-
-    @cached_property
-    def oid(self) -> np.ndarray:
-        return self.table[:, _OID].astype(np.int64)
-
-    @staticmethod
-    def concat(tables: list[np.ndarray]) -> Prims:
-        return Prims(np.concatenate(tables) if tables else np.zeros((0, _COLUMNS)))
-
-    def select(self, mask: np.ndarray) -> Prims:
-        return Prims(self.table[mask])
-
-    def at(self, t: float) -> Prims:
-        """The same primitives moved to time ``t``."""
-        tab = self.table.copy()
-        swing = tab[:, _SWING] * np.sin(LEG_SWING_OMEGA * t + tab[:, _SWING + 1])
-        tab[:, _CENTRE] += tab[:, _VEL] * t + swing
-        return Prims(tab)
-
-
-class _Parts:
-    """Collects the primitives of one object as rows of the packed table."""
-
-    def __init__(self, oid: int, vel: float = 0.0) -> None:
-        self.rows: list[list[float]] = []
-        self.oid, self.vel = oid, vel
-
-    def _add(self, kind, centre, half, cls, albedo, refl, tex, swing=(0.0, 0.0)) -> None:
-        self.rows.append(
-            [kind, *centre, *half, cls, *albedo, refl, tex, self.oid, self.vel, *swing]
-        )
-
-    def table(self) -> np.ndarray:
-        return np.array(self.rows, dtype=np.float64).reshape(-1, _COLUMNS)
-
-    def box(self, lo, hi, cls, albedo, refl, tex=TEX_PLAIN) -> None:
-        lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
-        self._add(KIND_BOX, (lo + hi) / 2, (hi - lo) / 2, cls, albedo, refl, tex)
-
-    def cylinder(self, x, y, z0, z1, r, cls, albedo, refl, tex=TEX_PLAIN, swing=(0.0, 0.0)) -> None:
-        self._add(
-            KIND_CYLINDER,
-            (x, y, (z0 + z1) / 2),
-            (r, r, (z1 - z0) / 2),
-            cls,
-            albedo,
-            refl,
-            tex,
-            swing,
-        )
-
-    def ellipsoid(self, centre, radii, cls, albedo, refl, tex=TEX_PLAIN) -> None:
-        self._add(KIND_ELLIPSOID, centre, radii, cls, albedo, refl, tex)
 
 
 @dataclass(frozen=True)
@@ -215,7 +98,7 @@ class Stream:
 
     name: str
     spacing: float
-    build: Callable[[np.random.Generator, float, _Parts], None]
+    build: Callable[[np.random.Generator, float, Parts], None]
     vel: float = 0.0
     reach: float = 20.0
 
@@ -336,7 +219,7 @@ class Scene:
             self._cache.move_to_end(key)
             return hit
         s = self.streams[k]
-        parts = _Parts(oid=(k * 1_000_003 + j) & 0xFFFFFFFF, vel=s.vel)
+        parts = Parts(oid=(k * 1_000_003 + j) & 0xFFFFFFFF, vel=s.vel)
         s.build(self._rng(k + 1, j), j * s.spacing, parts)
         table = parts.table()
         self._cache[key] = table
@@ -363,13 +246,13 @@ class Scene:
     # Each gets its own generator, the slot position x0 and the side; y grows away from the road
     # on the left side, so ``side * y`` maps a distance from the centre line to a coordinate.
 
-    def _sidewalk(self, rng, x0, parts: _Parts, side: int) -> None:
+    def _sidewalk(self, rng, x0, parts: Parts, side: int) -> None:
         grey = 0.52 + rng.uniform(-0.03, 0.03)
         lo = np.array([x0, side * ROAD_HALF, 0.0])
         hi = np.array([x0 + 10.0, side * self.sidewalk_outer, CURB])
         parts.box(lo, hi, SIDEWALK, (grey, grey, grey * 0.97), 0.35, TEX_TILES)
 
-    def _building(self, rng, x0, parts: _Parts, side: int) -> None:
+    def _building(self, rng, x0, parts: Parts, side: int) -> None:
         if rng.random() > self.layout.building_p:
             return
         gap = 0.0 if rng.random() < 0.6 else rng.uniform(2.0, 7.0)
@@ -395,7 +278,7 @@ class Scene:
                 TEX_BUILDING,
             )
 
-    def _barrier(self, rng, x0, parts: _Parts, side: int) -> None:
+    def _barrier(self, rng, x0, parts: Parts, side: int) -> None:
         if rng.random() > 0.4:
             return
         start = x0 + rng.uniform(0.0, 3.0)
@@ -424,7 +307,7 @@ class Scene:
                 TEX_BRICK,
             )
 
-    def _pole(self, rng, x0, parts: _Parts, side: int) -> None:
+    def _pole(self, rng, x0, parts: Parts, side: int) -> None:
         if rng.random() > 0.9:
             return
         x, y = x0 + rng.uniform(-3.0, 3.0), side * (ROAD_HALF + 0.45)
@@ -453,7 +336,7 @@ class Scene:
             h = rng.uniform(5.0, 9.0)
             parts.cylinder(x, y, CURB, CURB + h, 0.13, POLE, (0.3, 0.22, 0.15), 0.35)
 
-    def _tree(self, rng, x0, parts: _Parts, side: int) -> None:
+    def _tree(self, rng, x0, parts: Parts, side: int) -> None:
         if rng.random() > self.layout.tree_p:
             return
         x = x0 + rng.uniform(-2.0, 2.0)
@@ -467,7 +350,7 @@ class Scene:
             np.array([x, y, h + 0.7 * radii[2]]), radii, VEGETATION, green, 0.6, TEX_FOLIAGE
         )
 
-    def _bush(self, rng, x0, parts: _Parts, side: int) -> None:
+    def _bush(self, rng, x0, parts: Parts, side: int) -> None:
         if rng.random() > 0.35:
             return
         radii = np.array([rng.uniform(0.5, 1.2), rng.uniform(0.4, 0.7), rng.uniform(0.4, 0.8)])
@@ -486,7 +369,7 @@ class Scene:
             TEX_FOLIAGE,
         )
 
-    def _car(self, rng, x: float, y: float, parts: _Parts) -> None:
+    def _car(self, rng, x: float, y: float, parts: Parts) -> None:
         length, width = rng.uniform(3.9, 4.8), rng.uniform(1.7, 1.9)
         paint = _pick(rng, CAR_PAINT)
         body_top = 0.28 + rng.uniform(0.6, 0.8)
@@ -512,7 +395,7 @@ class Scene:
                     0.1,
                 )
 
-    def _parked_car(self, rng, x0, parts: _Parts, side: int) -> None:
+    def _parked_car(self, rng, x0, parts: Parts, side: int) -> None:
         if rng.random() > self.layout.parked_p or self._near_crosswalk(x0, 6.0):
             return
         self._car(
@@ -522,12 +405,12 @@ class Scene:
             parts,
         )
 
-    def _oncoming_car(self, rng, x0, parts: _Parts) -> None:
+    def _oncoming_car(self, rng, x0, parts: Parts) -> None:
         if rng.random() > self.layout.oncoming_p:
             return
         self._car(rng, x0 + rng.uniform(-8.0, 8.0), -EGO_LANE_Y + rng.uniform(-0.25, 0.25), parts)
 
-    def _pedestrian(self, rng, x0, parts: _Parts, side: int, band: int) -> None:
+    def _pedestrian(self, rng, x0, parts: Parts, side: int, band: int) -> None:
         if rng.random() > self.layout.pedestrian_p:
             return
         half = self.layout.sidewalk / 2

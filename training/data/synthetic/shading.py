@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .raycast import GROUND, Hits
-from .scene import (
+from .prims import (
     ROAD,
     ROADLINE,
     SIDEWALK,
@@ -27,6 +26,7 @@ from .scene import (
     TEX_TILES,
     Prims,
 )
+from .raycast import GROUND, Hits
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,10 @@ import numpy as np
 from anyseg_model.representations import LidarScan
 
 from .config import WorldConfig, check_condition, check_failure
+from .prims import SKY, Prims
 from .raycast import GROUND, NOTHING, Hits, PinholeGrid, SphericalGrid, cast
 from .rig import Rig, Trajectory
-from .scene import SKY, Prims, Scene
+from .scene import Scene
 from .sensors import camera_image, depth_image, event_frame, hha, lidar_returns, luminance
 from .shading import (
     GROUND_REFLECTIVITY,
