@@ -51,8 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         "--size", default="320x240", type=parse_size, help="camera WIDTHxHEIGHT (default 320x240)"
     )
     ap.add_argument("--seed", default=0, type=int)
-    ap.add_argument("--conditions", default=None, help=f"comma list of {','.join(CONDITIONS)}, or all "
-                    "(default: all for deliver, sun for bag)")  # fmt: skip
+    ap.add_argument(
+        "--conditions",
+        default=None,
+        help=f"comma list of {','.join(CONDITIONS)}, or all "
+        "(default: all for deliver, sun for bag)",
+    )
     ap.add_argument(
         "--failures", default="none", help=f"comma list of {','.join(FAILURES)}, all or none"
     )
@@ -91,9 +95,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.format == "deliver":
         total = args.scenes * args.frames * len(cases)
         with tqdm(total=total, unit="frame", desc="deliver") as bar:
-            write_deliver(args.out, frames=args.frames, width=width, height=height, seed=args.seed,
-                          conditions=conditions, failures=failures, scenes=args.scenes,
-                          on_frame=lambda: bar.update(1))  # fmt: skip
+            write_deliver(
+                args.out,
+                frames=args.frames,
+                width=width,
+                height=height,
+                seed=args.seed,
+                conditions=conditions,
+                failures=failures,
+                scenes=args.scenes,
+                on_frame=lambda: bar.update(1),
+            )
         print(f"wrote {total} frames to {args.out}")
         return 0
 
@@ -106,9 +118,16 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"{path} exists; rosbag2 writers need a new folder")
         world = SyntheticWorld(WorldConfig(width=width, height=height, seed=world_seed))
         with tqdm(total=args.frames, unit="frame", desc=name) as bar:
-            counts = write_bag(path, world, frames=args.frames, condition=condition, failure=failure,
-                               storage=args.storage, depth_encoding=args.depth_encoding,
-                               on_message=lambda s: bar.update(s == "rgb"))  # fmt: skip
+            counts = write_bag(
+                path,
+                world,
+                frames=args.frames,
+                condition=condition,
+                failure=failure,
+                storage=args.storage,
+                depth_encoding=args.depth_encoding,
+                on_message=lambda s: bar.update(s == "rgb"),
+            )
         print(f"{path}: " + ", ".join(f"{t} {n}" for t, n in sorted(counts.items())))
     write_calibration(
         args.out / "calibration.yaml",

@@ -156,11 +156,18 @@ class _Messages:
         return self.T["std_msgs/msg/Header"](stamp=stamp, frame_id=frame_id)
 
     def image(self, header, array: np.ndarray, encoding: str):
-        a = np.ascontiguousarray(array)
+        a = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))  # is_bigendian = 0
         h, w = a.shape[:2]
         data = a.view(np.uint8).reshape(-1)
-        return self.T["sensor_msgs/msg/Image"](header=header, height=h, width=w, encoding=encoding,
-                                                is_bigendian=0, step=data.size // h, data=data)  # fmt: skip
+        return self.T["sensor_msgs/msg/Image"](
+            header=header,
+            height=h,
+            width=w,
+            encoding=encoding,
+            is_bigendian=0,
+            step=data.size // h,
+            data=data,
+        )
 
     def camera_info(self, header):
         ci = self.world.camera_info
@@ -168,10 +175,18 @@ class _Messages:
             x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
         )
         return self.T["sensor_msgs/msg/CameraInfo"](
-            header=header, height=ci.height, width=ci.width, distortion_model=ci.distortion_model,
-            d=ci.D.astype(np.float64), k=ci.K.reshape(-1).astype(np.float64), r=np.eye(3).reshape(-1),
-            p=ci.P.reshape(-1).astype(np.float64), binning_x=0, binning_y=0, roi=roi,
-        )  # fmt: skip
+            header=header,
+            height=ci.height,
+            width=ci.width,
+            distortion_model=ci.distortion_model,
+            d=ci.D.astype(np.float64),
+            k=ci.K.reshape(-1).astype(np.float64),
+            r=np.eye(3).reshape(-1),
+            p=ci.P.reshape(-1).astype(np.float64),
+            binning_x=0,
+            binning_y=0,
+            roi=roi,
+        )
 
     def cloud(self, header, points: np.ndarray):
         field = self.T["sensor_msgs/msg/PointField"]
@@ -181,6 +196,13 @@ class _Messages:
         ]
         data = np.ascontiguousarray(points, dtype="<f4").view(np.uint8).reshape(-1)
         return self.T["sensor_msgs/msg/PointCloud2"](
-            header=header, height=1, width=len(points), fields=fields, is_bigendian=False,
-            point_step=16, row_step=16 * len(points), data=data, is_dense=True,
-        )  # fmt: skip
+            header=header,
+            height=1,
+            width=len(points),
+            fields=fields,
+            is_bigendian=False,
+            point_step=16,
+            row_step=16 * len(points),
+            data=data,
+            is_dense=True,
+        )

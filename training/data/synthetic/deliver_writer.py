@@ -59,8 +59,15 @@ def scene_name(seed: int, scene: int, failure: str | None = None) -> str:
 def frame_paths(root: Path, condition: str, split: str, scene: str, index: int) -> dict[str, Path]:
     """Every file of one frame, keyed by modality folder."""
     fid = f"{index:06d}"
-    token = {"img": "rgb", "hha": "depth", "depth": "depth", "event": "event", "lidar": "lidar",
-             "semantic": "semantic", "raw": "raw"}  # fmt: skip
+    token = {
+        "img": "rgb",
+        "hha": "depth",
+        "depth": "depth",
+        "event": "event",
+        "lidar": "lidar",
+        "semantic": "semantic",
+        "raw": "raw",
+    }
     paths = {
         m: root / m / condition / split / scene / f"{fid}_{token[m]}_front.png"
         for m in MODALITY_FOLDERS
@@ -77,9 +84,19 @@ def write_frame(root: Path, frame: Frame, split: str, scene: str, index: int) ->
     for m in ("hha", "depth", "event", "lidar"):
         save_png(paths[m], rend[m])
     ci = frame.camera_info
-    save_npz(paths["raw"], rgb=frame.rgb, labels=frame.labels, depth=frame.depth, event=frame.event,
-             lidar=frame.lidar, lidar_labels=frame.lidar_labels, lidar_K=ci.K, lidar_D=ci.D,
-             lidar_extrinsic=frame.lidar_extrinsic, image_size_hw=np.array([ci.height, ci.width]))  # fmt: skip
+    save_npz(
+        paths["raw"],
+        rgb=frame.rgb,
+        labels=frame.labels,
+        depth=frame.depth,
+        event=frame.event,
+        lidar=frame.lidar,
+        lidar_labels=frame.lidar_labels,
+        lidar_K=ci.K,
+        lidar_D=ci.D,
+        lidar_extrinsic=frame.lidar_extrinsic,
+        image_size_hw=np.array([ci.height, ci.width]),
+    )
     return paths
 
 

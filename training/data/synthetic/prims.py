@@ -31,7 +31,8 @@ SCENE_CLASSES: tuple[int, ...] = tuple(
 
 KIND_BOX, KIND_CYLINDER, KIND_ELLIPSOID = 0, 1, 2
 # Surface textures (RGB-only detail: none of them changes geometry or LiDAR reflectivity).
-TEX_PLAIN, TEX_BUILDING, TEX_FENCE, TEX_FOLIAGE, TEX_GLASS, TEX_TILES, TEX_BRICK, TEX_LAMP = range(8)  # fmt: skip
+TEX_PLAIN, TEX_BUILDING, TEX_FENCE, TEX_FOLIAGE = 0, 1, 2, 3
+TEX_GLASS, TEX_TILES, TEX_BRICK, TEX_LAMP = 4, 5, 6, 7
 
 LEG_SWING_OMEGA = 2.0 * math.pi * 0.9  # rad/s of a pedestrian's stride
 

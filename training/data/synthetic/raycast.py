@@ -1,4 +1,4 @@
-"""Analytic ray casting of :class:`~.scene.Prims` for ray grids (camera pixels, LiDAR beams).
+"""Analytic ray casting of :class:`~.prims.Prims` for ray grids (camera pixels, LiDAR beams).
 
 Testing every ray against every primitive would cost rays x primitives. Instead each primitive's
 bounding box is mapped to the rectangle of grid cells (pixel rows/columns, or LiDAR rings/azimuth
@@ -108,7 +108,6 @@ class SphericalGrid:
     def rects(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, ...]:
         """(ring r0, r1, azimuth c0, c1) rectangles covering boxes relative to the LiDAR; c may
         run past the last column (the caller wraps it), so a box straddling azimuth +-pi works."""
-        m = len(lo)
         xs = np.stack([lo[:, 0], hi[:, 0], hi[:, 0], lo[:, 0]], 1)
         ys = np.stack([lo[:, 1], lo[:, 1], hi[:, 1], hi[:, 1]], 1)
         az = np.arctan2(ys, xs)  # (M, 4) azimuth of the footprint corners
@@ -142,7 +141,6 @@ class SphericalGrid:
             )
         r0 = np.searchsorted(self.elevation, el_lo - 1e-9, "left")
         r1 = np.searchsorted(self.elevation, el_hi + 1e-9, "right") - 1
-        assert len(r0) == m
         return r0.astype(np.int64), r1.astype(np.int64), c0.astype(np.int64), c1.astype(np.int64)
 
 

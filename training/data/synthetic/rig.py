@@ -70,6 +70,8 @@ class Rig:
         self.K = np.array([[fx, 0.0, cfg.width / 2.0], [0.0, fx, cfg.height / 2.0], [0, 0, 1.0]])
         self.D = np.zeros(5)
         self.P = np.hstack([self.K, np.zeros((3, 1))])
+        for a in (self.K, self.D, self.P):  # shared by every Frame: make accidental edits fail
+            a.setflags(write=False)
 
         pitch = math.radians(cfg.camera_pitch_deg)
         self.R_base_cam = rot_y(pitch) @ _OPTICAL_IN_BASE  # pitch about y tilts forward down

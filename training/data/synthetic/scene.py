@@ -324,14 +324,25 @@ class Scene:
                 grey,
                 0.4,
             )
-            parts.box(np.array([x - 0.25, arm_end - side * 0.15, CURB + h - 0.25]),
-                      np.array([x + 0.25, arm_end + side * 0.3, CURB + h - 0.1]), POLE, (0.8, 0.8, 0.7), 0.5, TEX_LAMP)  # fmt: skip
+            parts.box(
+                np.array([x - 0.25, arm_end - side * 0.15, CURB + h - 0.25]),
+                np.array([x + 0.25, arm_end + side * 0.3, CURB + h - 0.1]),
+                POLE,
+                (0.8, 0.8, 0.7),
+                0.5,
+                TEX_LAMP,
+            )
         elif kind < 0.85:  # traffic sign: a retro-reflective plate, very bright to the LiDAR
             h = rng.uniform(2.2, 2.8)
             parts.cylinder(x, y, CURB, CURB + h, 0.04, POLE, grey, 0.4)
             s = rng.uniform(0.55, 0.8)
-            parts.box(np.array([x - 0.02, y - s / 2, CURB + h - 0.1]), np.array([x + 0.02, y + s / 2, CURB + h - 0.1 + s]),
-                      TRAFFICSIGN, _pick(rng, SIGN_COLOURS, 0.02), 0.95)  # fmt: skip
+            parts.box(
+                np.array([x - 0.02, y - s / 2, CURB + h - 0.1]),
+                np.array([x + 0.02, y + s / 2, CURB + h - 0.1 + s]),
+                TRAFFICSIGN,
+                _pick(rng, SIGN_COLOURS, 0.02),
+                0.95,
+            )
         else:  # utility pole
             h = rng.uniform(5.0, 9.0)
             parts.cylinder(x, y, CURB, CURB + h, 0.13, POLE, (0.3, 0.22, 0.15), 0.35)
@@ -382,8 +393,14 @@ class Scene:
         )
         c0 = x - length / 2 + length * rng.uniform(0.15, 0.3)
         roof = body_top + rng.uniform(0.4, 0.55)
-        parts.box(np.array([c0, y - width / 2 + 0.08, body_top]), np.array([c0 + length * 0.5, y + width / 2 - 0.08, roof]),
-                  CARS, (0.04, 0.05, 0.07), 0.1, TEX_GLASS)  # fmt: skip
+        parts.box(
+            np.array([c0, y - width / 2 + 0.08, body_top]),
+            np.array([c0 + length * 0.5, y + width / 2 - 0.08, roof]),
+            CARS,
+            (0.04, 0.05, 0.07),
+            0.1,
+            TEX_GLASS,
+        )
         for dx in (-1, 1):
             for dy in (-1, 1):
                 cx, cy = x + dx * (length / 2 - 0.75), y + dy * (width / 2 - 0.12)
@@ -423,8 +440,17 @@ class Scene:
         )
         phase = rng.uniform(0, 2 * math.pi)
         for k, dy in enumerate((-0.1, 0.1)):  # legs swing in opposite phase: events at every step
-            parts.cylinder(x, y + dy, z0, z0 + 0.48 * h, 0.075, PEDESTRIAN, trousers, 0.35,
-                           swing=(0.12, phase + k * math.pi))  # fmt: skip
+            parts.cylinder(
+                x,
+                y + dy,
+                z0,
+                z0 + 0.48 * h,
+                0.075,
+                PEDESTRIAN,
+                trousers,
+                0.35,
+                swing=(0.12, phase + k * math.pi),
+            )
         parts.ellipsoid(
             np.array([x, y, z0 + 0.64 * h]),
             np.array([0.13, 0.21, 0.17 * h]),

@@ -77,8 +77,14 @@ def box_blur(img: np.ndarray, radius: int) -> np.ndarray:
     return out
 
 
-def depth_image(z: np.ndarray, dist: np.ndarray, depth_range: tuple[float, float], noise_k: float,
-                light: Lighting, rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+def depth_image(
+    z: np.ndarray,
+    dist: np.ndarray,
+    depth_range: tuple[float, float],
+    noise_k: float,
+    light: Lighting,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Camera-z (H, W) with inf for sky -> measured float32 metres, 0 = no measurement."""
     near, far = depth_range
     valid = np.isfinite(z) & (z >= near) & (z <= far)
@@ -96,8 +102,15 @@ def luminance(rad: np.ndarray) -> np.ndarray:
     return 0.2126 * rad[0] + 0.7152 * rad[1] + 0.0722 * rad[2]
 
 
-def event_frame(lum0: np.ndarray, lum1: np.ndarray, threshold: np.ndarray, light: Lighting, window: float,
-                failure: str | None, rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+def event_frame(
+    lum0: np.ndarray,
+    lum1: np.ndarray,
+    threshold: np.ndarray,
+    light: Lighting,
+    window: float,
+    failure: str | None,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Net signed event count per pixel between two luminance images, as mono8 offset 128.
 
     Each pixel fires one event every time its log intensity moves by its contrast threshold
@@ -130,7 +143,7 @@ def _block_mean(a: np.ndarray, f: int) -> np.ndarray:
 
 
 def lidar_returns(
-    rng_m: np.ndarray,
+    ranges: np.ndarray,
     refl: np.ndarray,
     cos_inc: np.ndarray,
     labels: np.ndarray,
@@ -140,27 +153,24 @@ def lidar_returns(
     failure: str | None,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-beam ranges -> ((N, 4) float32 x, y, z, intensity in the LiDAR frame, (N,) labels).
-
-    Beams without a return are dropped (an unorganised cloud, like most drivers publish).
-    Rain and fog labels: spurious drop returns get 255 (ignore).
-    """
-    n = len(rng_m)
+    """Per-beam true ranges (inf = no hit) -> ((N, 4) float32 x, y, z, intensity in the LiDAR
+    frame, (N,) uint8 labels). Beams without a return are dropped (an unorganised cloud, as most
+    drivers publish it); spurious returns from rain drops are labelled 255 (ignore)."""
+    n = len(ranges)
     r_min, r_max = range_limits
-    r = rng_m + 0.01 * rng.standard_normal(n)  # ranging noise: about a centimetre
+    r = ranges + 0.01 * rng.standard_normal(n)  # ranging noise: about a centimetre
     intensity = refl * (0.3 + 0.7 * np.abs(cos_inc))
-    valid = np.isfinite(rng_m) & (rng_m >= r_min) & (rng_m <= r_max)
-    u_drop = rng.random(n)  # drawn in every condition so the noise above never depends on it
+    valid = np.isfinite(ranges) & (ranges >= r_min) & (ranges <= r_max)
+    # Drawn in every condition, so the stream of random numbers never depends on the weather.
+    u_drop = rng.random(n)
     labels = labels.copy()
     if light.fog_m:
         # Two-way attenuation: weak returns die first, so fog cuts range from the far end.
-        atten = np.exp(-2.0 * 1.5 / light.fog_m * rng_m)
-        intensity = intensity * atten
-        valid &= rng_m <= 1.6 * light.fog_m
+        intensity = intensity * np.exp(-3.0 / light.fog_m * ranges)
+        valid &= ranges <= 1.6 * light.fog_m
     if light.rain:
-        valid &= u_drop > 1.0 - np.exp(
-            -np.nan_to_num(rng_m, posinf=0.0) / 250.0
-        )  # drops scatter beams
+        finite = np.where(np.isfinite(ranges), ranges, 0.0)
+        valid &= u_drop > 1.0 - np.exp(-finite / 250.0)  # drops scatter beams, more with range
         spurious = rng.random(n) < 0.003  # returns from drops near the sensor
         r = np.where(spurious, rng.uniform(r_min, 6.0, n), r)
         intensity = np.where(spurious, rng.uniform(0.0, 0.08, n), intensity)
@@ -169,10 +179,8 @@ def lidar_returns(
     pts = dirs_local[valid] * r[valid, None]
     if failure == "lidarjitter":
         pts = pts + rng.normal(0.0, LIDAR_JITTER_M, pts.shape)
-    out = np.concatenate([pts, np.clip(intensity[valid], 0.0, 1.0)[:, None]], axis=1).astype(
-        np.float32
-    )
-    return out, labels[valid].astype(np.uint8)
+    inten = np.clip(intensity[valid], 0.0, 1.0)[:, None]
+    return np.concatenate([pts, inten], axis=1).astype(np.float32), labels[valid].astype(np.uint8)
 
 
 def hha(depth: np.ndarray, K: np.ndarray, T_base_cam: np.ndarray) -> np.ndarray:

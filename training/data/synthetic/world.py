@@ -144,10 +144,11 @@ class SyntheticWorld:
         """(RGB uint8 (H, W, 3), labels uint8 (H, W)) at time ``t``."""
         rad = self._radiance(t, condition)
         rgb = camera_image(rad, LIGHTING[condition], failure, self._rng("rgb", t))
-        return rgb, self._camera_hits(t)[1]
+        return rgb, self.labels(t)
 
     def labels(self, t: float) -> np.ndarray:
-        return self._camera_hits(t)[1]
+        """Ground-truth class ids (H, W) uint8 at time ``t`` (a copy: callers may edit it)."""
+        return self._camera_hits(t)[1].copy()
 
     def depth(self, t: float, condition: str = "sun") -> np.ndarray:
         """Measured depth (H, W) float32 metres (camera z), 0 = no measurement."""
@@ -182,8 +183,17 @@ class SyntheticWorld:
         g = hits.prim == GROUND
         refl[g] = _GROUND_REFL[cls[g]]
         cos_inc = (hits.normal * self.rig.lidar_dirs.T).sum(0)
-        return lidar_returns(hits.t, refl, cos_inc, cls, self.rig.lidar_dirs_local, self.config.lidar_range,
-                             LIGHTING[condition], failure, self._rng("lidar", t))  # fmt: skip
+        return lidar_returns(
+            hits.t,
+            refl,
+            cos_inc,
+            cls,
+            self.rig.lidar_dirs_local,
+            self.config.lidar_range,
+            LIGHTING[condition],
+            failure,
+            self._rng("lidar", t),
+        )
 
     # ------------------------------------------------------------------ internals
 
@@ -212,9 +222,8 @@ class SyntheticWorld:
 
     def _classes(self, hits: Hits, prims: Prims, t: float) -> np.ndarray:
         """Class id per ray: the primitive's, the ground's at the hit point, or Sky."""
-        cls = np.concatenate([prims.cls, np.array([SKY, 0], np.uint8)])[
-            hits.prim
-        ]  # sentinels: NOTHING, GROUND
+        sentinels = np.array([SKY, 0], np.uint8)  # rows -2 (NOTHING) and -1 (GROUND)
+        cls = np.concatenate([prims.cls, sentinels])[hits.prim]
         g = np.flatnonzero(hits.prim == GROUND)
         if g.size:
             x = self.trajectory.x(t)
@@ -253,8 +262,16 @@ class SyntheticWorld:
             base = self.trajectory.base_origin(t)
             dist = np.where(hits.prim == NOTHING, np.inf, hits.t * self._ray_len)
             sky_rad = self._cached(("sky", condition), lambda: sky(self._sky_gradient, light))
-            rad = radiance(hits, dist, albedo, emission, sky_rad, light, self.sun_dir,
-                           headlight=base + np.array([3.8, 0.0, 0.7]))  # fmt: skip
+            rad = radiance(
+                hits,
+                dist,
+                albedo,
+                emission,
+                sky_rad,
+                light,
+                self.sun_dir,
+                headlight=base + np.array([3.8, 0.0, 0.7]),
+            )
             rad = rad.reshape(3, self.config.height, self.config.width)
             if light.rain:
                 rad = add_rain(rad, self._rng("rain", t), light)
