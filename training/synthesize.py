@@ -1,9 +1,7 @@
 """Generate synthetic multi-sensor driving data: a DELIVER-layout data set or rosbag2 recordings.
 
-    python training/synthesize.py --out data/synth --format deliver --frames 20 --size 320x240 \
-        --seed 0 --conditions sun,night,fog --failures motionblur --scenes 5
-    python training/synthesize.py --out data/bags --format bag --frames 200 --size 320x240 \
-        --seed 0 --conditions sun,rain --storage mcap --depth-encoding 16UC1
+    python training/synthesize.py --out data/synth --format deliver --frames 20 --seed 0
+    python training/synthesize.py --out data/bags --format bag --frames 200 --conditions sun,rain
 
 deliver: ``--scenes`` maps, each drive ``--frames`` long, rendered under every condition and
 every failure x condition; scene k goes to train/train/train/val/test by k mod 5.

@@ -55,6 +55,22 @@ def test_same_seed_gives_identical_bytes_and_order_does_not_matter():
     assert other.labels.tobytes() != a.frame(2).labels.tobytes()
 
 
+def test_outputs_are_copies_the_caller_may_edit(world):
+    f = world.frame(2)
+    f.labels[:] = 0
+    f.rgb[:] = 0
+    again = world.frame(2)
+    assert again.labels.any() and again.rgb.any()
+
+
+def test_the_road_never_ends(world):
+    """Objects are generated lazily along the road: minutes into the drive is as full as t = 0."""
+    far = world.render(600.0)  # several kilometres down the road
+    assert world.trajectory.x(600.0) > 3000.0
+    assert len(set(np.unique(far.labels).tolist())) >= 6
+    assert len(far.lidar) > 10_000
+
+
 def test_the_ego_moves_so_consecutive_frames_differ(world, frames):
     assert world.trajectory.x(frames[1].t) > world.trajectory.x(frames[0].t) + 2.0
     assert (frames[0].labels != frames[1].labels).mean() > 0.05
