@@ -108,7 +108,10 @@ class SyntheticWorld:
         spread = rng.normal(1.0, 0.1, (cfg.height, cfg.width)).clip(0.7, 1.3)
         self.event_threshold = cfg.event_threshold * spread
         self.camera_info = CameraInfo(cfg.width, cfg.height, rig.K, rig.D, rig.P)
-        self._cache: OrderedDict[tuple, object] = OrderedDict()
+        # Recent renders, so the conditions of one instant and the two ends of an event window
+        # share their ray casts. Bounded per kind: geometry is the big item (about 5 MB per
+        # instant at 320x240), radiance one image per (instant, condition).
+        self._caches = {"geometry": _LRU(8), "radiance": _LRU(16), "small": _LRU(64)}
 
     # ------------------------------------------------------------------ public API
 
@@ -203,21 +206,16 @@ class SyntheticWorld:
             np.random.PCG64(np.random.SeedSequence([self.config.seed, _STREAMS[stream], key]))
         )
 
-    def _cached(self, key: tuple, make):
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        value = make()
-        self._cache[key] = value
-        if len(self._cache) > 24:  # a bag interleaves four sensors; keep their recent renders
-            self._cache.popitem(last=False)
-        return value
+    def _cached(self, kind: str, key: tuple, make):
+        return self._caches[kind].get(key, make)
 
     def _prims(self, t: float) -> Prims:
         x = self.trajectory.x(t)
         cfg = self.config
         return self._cached(
-            ("prims", t), lambda: self.scene.prims(t, x - cfg.view_behind, x + cfg.view_ahead)
+            "geometry",
+            ("prims", t),
+            lambda: self.scene.prims(t, x - cfg.view_behind, x + cfg.view_ahead),
         )
 
     def _classes(self, hits: Hits, prims: Prims, t: float) -> np.ndarray:
@@ -228,7 +226,7 @@ class SyntheticWorld:
         if g.size:
             x = self.trajectory.x(t)
             walks = self._cached(
-                ("crosswalks", t), lambda: self.scene.crosswalks(x - 150.0, x + 250.0)
+                "small", ("crosswalks", t), lambda: self.scene.crosswalks(x - 150.0, x + 250.0)
             )
             cls[g] = self.scene.ground_class(hits.point[0, g], hits.point[1, g], walks)
         return cls
@@ -241,7 +239,7 @@ class SyntheticWorld:
             labels = self._classes(hits, prims, t).reshape(self.config.height, self.config.width)
             return hits, labels
 
-        return self._cached(("camera", t), make)
+        return self._cached("geometry", ("camera", t), make)
 
     def _lidar_hits(self, t: float) -> tuple[Hits, Prims]:
         def make():
@@ -251,7 +249,7 @@ class SyntheticWorld:
                 self.lidar_grid, origin, prims, max_t=self.config.lidar_range[1] * 1.5
             ), prims
 
-        return self._cached(("lidar", t), make)
+        return self._cached("geometry", ("lidar", t), make)
 
     def _radiance(self, t: float, condition: str) -> np.ndarray:
         def make():
@@ -261,7 +259,9 @@ class SyntheticWorld:
             albedo, emission = surface_albedo(hits, prims, labels.reshape(-1), light)
             base = self.trajectory.base_origin(t)
             dist = np.where(hits.prim == NOTHING, np.inf, hits.t * self._ray_len)
-            sky_rad = self._cached(("sky", condition), lambda: sky(self._sky_gradient, light))
+            sky_rad = self._cached(
+                "small", ("sky", condition), lambda: sky(self._sky_gradient, light)
+            )
             rad = radiance(
                 hits,
                 dist,
@@ -277,7 +277,24 @@ class SyntheticWorld:
                 rad = add_rain(rad, self._rng("rain", t), light)
             return rad
 
-        return self._cached(("radiance", t, condition), make)
+        return self._cached("radiance", (t, condition), make)
+
+
+class _LRU:
+    """A small least-recently-used cache: ``get(key, make)`` returns the cached value or stores
+    ``make()``."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.items = size, OrderedDict()
+
+    def get(self, key: tuple, make):
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        value = self.items[key] = make()
+        if len(self.items) > self.size:
+            self.items.popitem(last=False)
+        return value
 
 
 def _nonzero(d: np.ndarray) -> np.ndarray:
