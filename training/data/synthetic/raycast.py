@@ -283,21 +283,31 @@ def _ellipsoid(d: list[np.ndarray], c: list[np.ndarray], h: list[np.ndarray]) ->
 
 def _normals(kind: np.ndarray, q: list[np.ndarray], h: list[np.ndarray]) -> list[np.ndarray]:
     """Outward unit normals (x, y, z component arrays) at points ``q`` relative to each
-    primitive's centre. Every formula runs on all points (1-D arrays, no masked copies);
-    ``kind`` picks per point."""
+    primitive's centre, ``h`` its half-extents. Boxes (most hits) first, for every point, then
+    the few cylinder and ellipsoid hits are overwritten."""
     qx, qy, qz = q
-    box, cyl = kind == KIND_BOX, kind == KIND_CYLINDER
-    # Box: the face whose slab the point is deepest into.
+    # Box: the axis of the face the point lies on is the one it is deepest along (relative to
+    # the half-extent); the normal is that axis, signed.
     ax, ay, az = np.abs(qx / h[0]), np.abs(qy / h[1]), np.abs(qz / h[2])
     on_x = (ax >= ay) & (ax >= az)
-    on_y = ~on_x & (ay >= az)
-    on_z = ~on_x & ~on_y
-    # Cylinder: radial on the wall, up on the top cap.
-    top = qz >= h[2] - 1e-6
-    # Ellipsoid: gradient of the implicit function.
-    ex, ey, ez = qx / (h[0] * h[0]), qy / (h[1] * h[1]), qz / (h[2] * h[2])
-    nx = np.where(box, np.sign(qx) * on_x, np.where(cyl, qx * ~top, ex))
-    ny = np.where(box, np.sign(qy) * on_y, np.where(cyl, qy * ~top, ey))
-    nz = np.where(box, np.sign(qz) * on_z, np.where(cyl, 1.0 * top, ez))
-    inv = 1.0 / np.maximum(np.sqrt(nx * nx + ny * ny + nz * nz), 1e-12)
-    return [nx * inv, ny * inv, nz * inv]
+    on_z = ~on_x & (az > ay)
+    on_y = ~on_x & ~on_z
+    n = [
+        np.where(on_x, np.sign(qx), 0.0),
+        np.where(on_y, np.sign(qy), 0.0),
+        np.where(on_z, np.sign(qz), 0.0),
+    ]
+    cyl = np.flatnonzero(kind == KIND_CYLINDER)
+    if cyl.size:  # radial on the wall, up on the top cap
+        top = qz[cyl] >= h[2][cyl] - 1e-6
+        r = np.hypot(qx[cyl], qy[cyl])
+        n[0][cyl] = np.where(top, 0.0, qx[cyl] / r)
+        n[1][cyl] = np.where(top, 0.0, qy[cyl] / r)
+        n[2][cyl] = np.where(top, 1.0, 0.0)
+    ell = np.flatnonzero(kind == KIND_ELLIPSOID)
+    if ell.size:  # gradient of the implicit function, normalised
+        g = [q[i][ell] / (h[i][ell] * h[i][ell]) for i in range(3)]
+        norm = np.sqrt(g[0] * g[0] + g[1] * g[1] + g[2] * g[2])
+        for i in range(3):
+            n[i][ell] = g[i] / norm
+    return n
