@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -110,11 +111,13 @@ def write_deliver(
     conditions: Sequence[str] = ("sun",),
     failures: Sequence[str] = (),
     scenes: int = 5,
+    world_options: dict[str, Any] | None = None,
     on_frame: Callable[[], None] | None = None,
 ) -> list[Path]:
     """Generate ``scenes`` drives of ``frames`` frames each, under every condition, plus each
-    failure under every condition; returns the RGB paths written. ``on_frame`` is called after
-    every written frame (progress bars)."""
+    failure under every condition; returns the RGB paths written. ``world_options`` are further
+    :class:`WorldConfig` fields (e.g. ``lidar_columns``); ``on_frame`` is called after every
+    written frame (progress bars)."""
     root = Path(root)
     for c in conditions:
         check_condition(c)
@@ -126,7 +129,10 @@ def write_deliver(
     written = []
     first = None
     for k in range(scenes):
-        world = SyntheticWorld(WorldConfig(width=width, height=height, seed=scene_seed(seed, k)))
+        cfg = WorldConfig(
+            width=width, height=height, seed=scene_seed(seed, k), **(world_options or {})
+        )
+        world = SyntheticWorld(cfg)
         for i in range(frames):
             for condition, failure in cases:  # same instant under every case: renders are shared
                 frame = world.frame(i, condition, failure)
@@ -147,8 +153,9 @@ def write_deliver(
             scene_name(seed, k): {"split": split_of(k), "world_seed": scene_seed(seed, k)}
             for k in range(scenes)
         },
-        "frame_dt_s": WorldConfig().frame_dt,
-        "event_window_s": WorldConfig().event_window,
+        "world_options": dict(world_options or {}),
+        "frame_dt_s": cfg.frame_dt,
+        "event_window_s": cfg.event_window,
     }
     (root / "synthetic.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return written
