@@ -40,5 +40,11 @@ setup(
         "dev": ["pytest>=7.4", "pytest-timeout>=2.1", "ruff>=0.4", "colcon-common-extensions>=0.3"],
     },
     zip_safe=True,
-    entry_points={"console_scripts": ["anyseg_node = anyseg_ros.node:main"]},
+    entry_points={
+        "console_scripts": [
+            "anyseg_node = anyseg_ros.node:main",
+            "anyseg-replay = anyseg_ros.replay:main",
+            "anyseg-evaluate = anyseg_ros.evaluate:main",
+        ]
+    },
 )

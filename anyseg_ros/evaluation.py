@@ -25,6 +25,8 @@ from .core.settings import Settings
 from .core.sync import FrameSet, ModalitySynchronizer
 from .pipeline import CAMERA_INFO_TOPIC, Pipeline
 
+POLL_NS = 10_000_000  # the node's poll period (node.POLL_PERIOD_S)
+
 
 @dataclass
 class FrameResult:
@@ -106,10 +108,13 @@ def run_offline(
         for ev in sync.events():
             if ev.kind == "health":
                 run.health_events.append(((ev.now_ns - start) * 1e-9, ev.modality, ev.new))
-    if bag.records:  # flush: let every waiting frame set time out
-        infer(
-            sync.poll(bag.records[-1].log_ns + max(settings.timeout_ns.values()) + settings.wait_ns)
-        )
+    if bag.records:
+        # After the last message the node's clock keeps running (it polls every 10 ms): waiting
+        # frame sets expire and go out, sensors go stale. Step it the same way; one big jump
+        # would age the waiting messages out instead.
+        end = bag.records[-1].log_ns + max(settings.timeout_ns.values()) + settings.wait_ns
+        for now in range(bag.records[-1].log_ns, end + POLL_NS, POLL_NS):
+            infer(sync.poll(now))
     run.decode_errors = pipeline.error_counts()
     run.sync_drops = {k: v for k, v in sync.drops.items() if v}
     return run
@@ -146,11 +151,11 @@ def match_ground_truth(frames: Sequence[FrameResult], ground_truth: dict[int, np
 
 def score(
     pairs: Sequence[tuple[FrameResult, np.ndarray]], classes: Sequence[str]
-) -> tuple[SubsetScores, list[float]]:
-    """Per-subset confusion matrices and each frame's own mIoU (for the over-time plot)."""
+) -> tuple[SubsetScores, dict[int, float]]:
+    """Per-subset confusion matrices, and each scored frame's own mIoU by stamp (for plots)."""
     scores = SubsetScores(classes)
-    per_frame = []
+    per_frame = {}
     for f, gt in pairs:
         scores.add(subset_name(f.modalities), f.labels, gt)
-        per_frame.append(100.0 * miou(confusion_matrix(f.labels, gt, len(classes))))
+        per_frame[f.stamp_ns] = 100.0 * miou(confusion_matrix(f.labels, gt, len(classes)))
     return scores, per_frame

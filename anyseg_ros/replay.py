@@ -64,6 +64,13 @@ class Replayer:
             orig = stamp_ns(msg.header) if hasattr(msg, "header") else r.log_ns
             self.items.append((r.topic, (r.log_ns - self.start_ns) * 1e-9, msg, orig))
         self.stats = ReplayStats()
+        self.stamp0: int | None = None  # wall-clock stamp of the bag's start, set by run()
+
+    def to_bag_stamp(self, replay_ns: int) -> int:
+        """The recorded stamp of a message published (first loop) with stamp ``replay_ns``."""
+        if not self.restamp or self.stamp0 is None:
+            return replay_ns
+        return self.start_ns + round((replay_ns - self.stamp0) * self.rate)
 
     def run(self, stop: threading.Event | None = None,
             on_tick: Callable[[float], None] | None = None) -> ReplayStats:  # fmt: skip
@@ -73,7 +80,7 @@ class Replayer:
         """
         stop = stop or threading.Event()
         wall0 = time.monotonic()
-        stamp0 = time.time_ns()
+        self.stamp0 = stamp0 = time.time_ns()
         offset_s = 0.0  # bag time at which the current loop started, in replay time
         while not stop.is_set():
             for topic, t_bag, msg, orig in self.items:
@@ -90,7 +97,10 @@ class Replayer:
                 if self.restamp and hasattr(msg, "header"):
                     # Shift (and scale) the recorded stamp, not the log time: messages that shared
                     # a stamp (an image and its labels) still share one after restamping.
-                    replay_ns = stamp0 + int((offset_s * 1e9 + orig - self.start_ns) / self.rate)
+                    # Integers first: a float of an epoch stamp in ns has ~256 ns resolution.
+                    replay_ns = stamp0 + round(
+                        (round(offset_s * 1e9) + (orig - self.start_ns)) / self.rate
+                    )
                     msg.header.stamp.sec, msg.header.stamp.nanosec = stamp_parts(replay_ns)
                 self.publishers[topic].publish(msg)
                 self.stats.published[topic] = self.stats.published.get(topic, 0) + 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,23 +26,35 @@ def percentiles(values: Sequence[float]) -> dict[str, float | None]:
 def outage_timeline(
     events: Sequence[tuple[float, str, str]], end_s: float
 ) -> dict[str, list[list[float]]]:
-    """Health events ``(t_s, modality, state)`` -> per sensor the ``[start, end]`` spans it was out."""
-    spans: dict[str, list[list[float]]] = {m: [] for m in MODALITIES}
+    """Health events ``(t_s, modality, state)`` -> per sensor the ``[start, end]`` spans it was out.
+
+    A sensor is out from going stale until it is alive again. The moment before a sensor's first
+    message (offline) is start-up, not an outage, unless it never comes at all. Events after
+    ``end_s`` (everything goes stale once a recording ends) are not part of the run.
+    """
+    spans: dict[str, list[list[float]]] = {}
     down: dict[str, float] = {}
-    for t, m, state in sorted(events):
-        if state in ("stale", "offline") and m not in down:
+    seen_alive: set[str] = set()
+    for t, m, state in sorted(e for e in events if e[0] <= end_s):
+        if state == "alive":
+            seen_alive.add(m)
+            if m in down:
+                spans.setdefault(m, []).append([round(down.pop(m), 3), round(t, 3)])
+        elif state == "stale" and m not in down:
             down[m] = t
-        elif state == "alive" and m in down:
-            spans.setdefault(m, []).append([round(down.pop(m), 3), round(t, 3)])
     for m, t in down.items():
         spans.setdefault(m, []).append([round(t, 3), round(end_s, 3)])
-    return {m: s for m, s in spans.items() if s}
+    for m in {m for _, m, _ in events} - seen_alive - set(spans):
+        spans[m] = [[0.0, round(end_s, 3)]]
+    return dict(
+        sorted(spans.items(), key=lambda kv: MODALITIES.index(kv[0]) if kv[0] in MODALITIES else 99)
+    )
 
 
 def build_report(
     frames: Sequence[FrameResult],
     scores_dict: Mapping[str, Any],
-    per_frame_miou: Sequence[float],
+    per_frame_miou: Mapping[int, float],
     meta: Mapping[str, Any],
     outages: Mapping[str, list[list[float]]],
     dropped_frames: int,
@@ -68,12 +81,18 @@ def build_report(
 
 
 def write_report(out: Path, report: Mapping[str, Any], frames: Sequence[FrameResult],
-                 per_frame_miou: Sequence[float], palette: Sequence[Sequence[int]]) -> list[Path]:  # fmt: skip
-    """Write report.json, report.md and the plots into ``out``; returns the paths written."""
+                 per_frame_miou: Mapping[int, float], palette: Sequence[Sequence[int]]) -> list[Path]:  # fmt: skip
+    """Write report.json, report.md, frames.csv and the plots into ``out``; returns the paths."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2))
     (out / "report.md").write_text(markdown(report))
-    written = [out / "report.json", out / "report.md"]
+    with (out / "frames.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["stamp_ns", "anchor", "modalities", "latency_ms", "processing_ms", "miou"])
+        for fr in frames:
+            w.writerow([fr.stamp_ns, fr.anchor, subset_name(fr.modalities), _cell(fr.latency_ms),
+                        _cell(fr.processing_ms), _cell(per_frame_miou.get(fr.stamp_ns))])  # fmt: skip
+    written = [out / "report.json", out / "report.md", out / "frames.csv"]
     written += plots(out, report, frames, per_frame_miou, palette)
     return written
 
@@ -98,12 +117,16 @@ def markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _cell(v: float | None) -> str:
+    return "" if v is None else f"{v:.2f}"
+
+
 def _f(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.2f}"
 
 
 def plots(out: Path, report: Mapping[str, Any], frames: Sequence[FrameResult],
-          per_frame_miou: Sequence[float], palette: Sequence[Sequence[int]]) -> list[Path]:  # fmt: skip
+          per_frame_miou: Mapping[int, float], palette: Sequence[Sequence[int]]) -> list[Path]:  # fmt: skip
     """mIoU and active sensors over time, latency histogram, a few label overlays."""
     import matplotlib
 
@@ -115,13 +138,12 @@ def plots(out: Path, report: Mapping[str, Any], frames: Sequence[FrameResult],
         t0 = frames[0].stamp_ns
         t = [(f.stamp_ns - t0) * 1e-9 for f in frames]
         fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 5), sharex=True, height_ratios=(2, 1))
-        scored = [f.labels is not None for f in frames]
-        ax1.plot(
-            [ti for ti, s in zip(t, scored, strict=True) if s][: len(per_frame_miou)],
-            per_frame_miou,
-            ".-",
-            ms=3,
-        )
+        scored = [
+            (ti, per_frame_miou[f.stamp_ns])
+            for ti, f in zip(t, frames, strict=True)
+            if f.stamp_ns in per_frame_miou
+        ]
+        ax1.plot([a for a, _ in scored], [b for _, b in scored], ".-", ms=3)
         ax1.set_ylabel("frame mIoU (%)")
         ax1.set_title("mIoU and active sensors over time")
         for row, m in enumerate(MODALITIES):

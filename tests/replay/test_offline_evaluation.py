@@ -133,3 +133,20 @@ def test_unreadable_bags_and_bad_drops(tmp_path):
         with pytest.raises(ValueError, match=msg):
             parse_drop(text)
     assert parse_drop("rgb:20-end").end_s == float("inf")
+
+
+def test_outage_timeline():
+    from anyseg_ros.report import outage_timeline
+
+    events = [
+        (0.0, "rgb", "alive"), (0.0, "lidar", "alive"),  # start-up: offline -> alive is no outage
+        (2.0, "lidar", "stale"), (3.5, "lidar", "alive"),
+        (4.0, "rgb", "stale"),  # out until the end of the run
+        (9.0, "lidar", "stale"),  # after the recording ended: not part of the run
+        (0.5, "event", "offline"),  # never came at all
+    ]  # fmt: skip
+    assert outage_timeline(events, end_s=6.0) == {
+        "rgb": [[4.0, 6.0]],
+        "event": [[0.0, 6.0]],
+        "lidar": [[2.0, 3.5]],
+    }
