@@ -13,27 +13,13 @@ from typing import Any
 import ros_env
 import yaml
 
+from training.data.synthetic.config import WorldConfig
+from training.data.synthetic.rig import Rig
+
 RIG = Path(__file__).with_name("rig.py")
-# LiDAR x forward, y left, z up -> camera optical, 0.2 m above the camera (what rig.py simulates).
+# The synthetic world rig's lidar -> camera optical transform (what rig.py publishes), row-major.
 # Floats only: rcl's YAML parser refuses a list that mixes 0 and 0.0.
-LIDAR_TO_CAMERA = [
-    0.0,
-    -1.0,
-    0.0,
-    0.0,
-    0.0,
-    0.0,
-    -1.0,
-    -0.2,
-    1.0,
-    0.0,
-    0.0,
-    0.0,
-    0.0,
-    0.0,
-    0.0,
-    1.0,
-]
+LIDAR_TO_CAMERA = [float(v) for v in Rig(WorldConfig()).T_cam_lidar.reshape(-1)]
 
 
 def write_params(path: Path, **params: Any) -> Path:

@@ -7,9 +7,11 @@ event on stdout; reads commands on stdin:
 
     stop <modality> | start <modality> | bad <kind> | quit
 
-Simple generated arrays stand in for the synthetic world (a moving box over a gradient, a
-ground-plane depth image, an event frame at the box edges, a LiDAR ring in front of the camera).
-``--listen`` makes it a pure subscriber that reports what arrives on rgb/image (transport test).
+The sensor data are frames of the synthetic world (training/data/synthetic, seed 0), rendered
+once at start-up and cycled: rgb8, depth as 16UC1 millimetres, the event frame as mono8 and the
+LiDAR cloud (x, y, z, intensity) with the world's camera_info; the node's lidar_extrinsic must be
+the world rig's (node_harness.LIDAR_TO_CAMERA). ``--listen`` makes it a pure subscriber that
+reports what arrives on rgb/image (the transport test).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import queue
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import rclpy
@@ -31,6 +34,8 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import String
 
 from anyseg_ros.core.decode import build_image, build_pointcloud, stamp_parts
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root: training/
 
 TICK_HZ = 30
 FRAME_IDS = {
@@ -45,8 +50,6 @@ TOPICS = {
     "event": "event/image",
     "lidar": "lidar/points",
 }
-# LiDAR x forward, y left, z up -> camera optical (x right, y down, z forward), LiDAR 0.2 m higher.
-LIDAR_TO_CAMERA = [0.0, -1, 0, 0, 0, 0, -1, -0.2, 1, 0, 0, 0, 0, 0, 0, 1]
 
 
 def emit(**kw) -> None:
@@ -55,32 +58,27 @@ def emit(**kw) -> None:
     sys.stdout.flush()
 
 
-def make_frames(width: int, height: int, points: int, n: int = 8) -> list[dict[str, np.ndarray]]:
-    """``n`` frames of each sensor, cycled while publishing."""
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:height, 0:width]
+def make_frames(width: int, height: int, n: int = 8) -> tuple[list[dict[str, np.ndarray]], object]:
+    """``n`` frames of the synthetic world and its camera info."""
+    from training.data.synthetic import SyntheticWorld, WorldConfig
+
+    world = SyntheticWorld(WorldConfig(width=width, height=height, seed=0))
     frames = []
     for k in range(n):
-        x0 = int((k / n) * (width - width // 4))
-        box = (xx >= x0) & (xx < x0 + width // 4) & (yy >= height // 3) & (yy < 2 * height // 3)
-        rgb = np.stack([xx * 255 // width, yy * 255 // height, np.full_like(xx, 80)], -1).astype(
-            np.uint8
-        )
-        rgb[box] = (200, 30, 30)
-        depth = np.where(
-            yy > height // 2, 1.55 * 1000 * (height / 2) / np.maximum(yy - height / 2, 1), 0
-        )
-        depth = np.where(box, 8000, np.minimum(depth, 60000)).astype(np.uint16)  # mm, 0 = sky
-        event = np.full((height, width), 128, np.uint8)
-        edge = box ^ np.roll(box, 2, axis=1)
-        event[edge] = 131
-        az = rng.uniform(-0.7, 0.7, points)
-        el = rng.uniform(-0.25, 0.05, points)
-        r = rng.uniform(4, 30, points)
-        cloud = np.stack([r * np.cos(el) * np.cos(az), r * np.cos(el) * np.sin(az), r * np.sin(el) + 0.2,
-                          rng.uniform(0, 1, points)], -1).astype(np.float32)  # fmt: skip
-        frames.append({"rgb": rgb, "depth": depth, "event": event, "lidar": cloud})
-    return frames
+        f = world.frame(k)
+        frames.append({"rgb": f.rgb, "depth": f.depth_mm(), "event": f.event, "lidar": f.lidar})
+    return frames, world.camera_info
+
+
+def _message_kwargs(frame: dict[str, np.ndarray]) -> dict[str, dict]:
+    """Constructor kwargs (all but the header) of each sensor's message for one frame."""
+    out = {
+        m: build_image(frame[m], enc)
+        for m, enc in (("rgb", "rgb8"), ("depth", "16UC1"), ("event", "mono8"))
+    }
+    cloud = build_pointcloud(frame["lidar"])
+    out["lidar"] = {**cloud, "fields": [PointField(**f._asdict()) for f in cloud["fields"]]}
+    return out
 
 
 def bad_message(kind: str, header, width: int, height: int):
@@ -117,7 +115,8 @@ class Rig(Node):
         super().__init__("anyseg_test_rig")
         self.args = args
         self.width, self.height = args.width, args.height
-        self.frames = make_frames(args.width, args.height, args.points)
+        frames, cam = make_frames(args.width, args.height)
+        self.frames = [_message_kwargs(f) for f in frames]  # built once: the rig should be cheap
         self.rates = {m: int(r) for m, r in (kv.split("=") for kv in args.rates.split(","))}
         self.enabled = dict.fromkeys(self.rates, True)
         self.pubs = {m: self.create_publisher(PointCloud2 if m == "lidar" else Image, TOPICS[m], qos_profile_sensor_data)
@@ -128,9 +127,8 @@ class Rig(Node):
         self.commands: queue.Queue[str] = queue.Queue()
         self.tick = 0
         self.rng = np.random.default_rng(1)
-        f = args.width / 2.0  # 90 degree horizontal field of view
-        self.camera_info = CameraInfo(width=args.width, height=args.height, distortion_model="plumb_bob", d=[0.0] * 5,
-                                      k=[f, 0.0, args.width / 2, 0.0, f, args.height / 2, 0.0, 0.0, 1.0])  # fmt: skip
+        self.camera_info = CameraInfo(width=cam.width, height=cam.height, distortion_model=cam.distortion_model,
+                                      k=cam.K.reshape(-1).tolist(), d=cam.D.tolist(), p=cam.P.reshape(-1).tolist())  # fmt: skip
         self.create_subscription(Image, "segmentation/labels", self._on_labels, 10)
         self.create_subscription(
             String, "segmentation/info", lambda m: emit(ev="info", **json.loads(m.data)), 10
@@ -165,12 +163,9 @@ class Rig(Node):
             stamp = tick_ns + int(self.rng.uniform(-1e6, 1e6))
             header = self._header(stamp, m)
             if m == "lidar":
-                kw = build_pointcloud(frame["lidar"])
-                fields = [PointField(**f._asdict()) for f in kw.pop("fields")]
-                self.pubs[m].publish(PointCloud2(header=header, fields=fields, **kw))
+                self.pubs[m].publish(PointCloud2(header=header, **frame[m]))
             else:
-                enc = {"rgb": "rgb8", "depth": "16UC1", "event": "mono8"}[m]
-                self.pubs[m].publish(Image(header=header, **build_image(frame[m], enc)))
+                self.pubs[m].publish(Image(header=header, **frame[m]))
                 if m == "rgb":
                     self.camera_info.header = header
                     self.pub_info.publish(self.camera_info)
@@ -235,7 +230,6 @@ def main() -> None:
     p.add_argument("--rates", default="rgb=15,depth=15,event=15,lidar=10")
     p.add_argument("--width", type=int, default=160)
     p.add_argument("--height", type=int, default=120)
-    p.add_argument("--points", type=int, default=3000)
     p.add_argument("--listen", action="store_true")
     args = p.parse_args()
     rclpy.init()

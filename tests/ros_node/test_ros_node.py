@@ -1,5 +1,7 @@
-"""anyseg_node for real: rclpy processes over loopback DDS (tests/ros_env.py), a stand-in rig
-streaming sensors at 15 Hz (LiDAR 10 Hz) into the node, sensors stopped and restarted."""
+"""anyseg_node for real: rclpy processes over loopback DDS (tests/ros_env.py), a rig streaming
+synthetic-world sensors into the node (camera and depth 10 Hz, events 30 Hz, a 32-beam LiDAR at
+5 Hz), sensors stopped and restarted, malformed messages. The rates leave the untrained
+anyseg_tiny room on 2 shared cores; tests/ros_core checks the synchroniser at any rate."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ pytestmark = pytest.mark.ros
 # Labels per anchor message published: the worker drops a frame only when inference is still busy
 # with the previous one (2 shared cores, the rig and pytest beside the node).
 NEARLY = 0.75
+RATES = "rgb=10,depth=10,event=30,lidar=5"
 LIDAR_TIMEOUT_S = 0.3
 RGB_TIMEOUT_S = 0.5
 MARGIN_S = 1.0  # diagnostics go out on every state change; this covers DDS and a busy CPU
@@ -37,7 +40,7 @@ def test_node_segments_through_sensor_dropouts_and_bad_messages(tmp_path, tiny_c
     with (
         ros_env.child(node_command(params), env, stdout=node_log, stderr=subprocess.STDOUT) as node,
         ros_env.child(
-            [ros_env.PYTHON, str(RIG)],
+            [ros_env.PYTHON, str(RIG), "--rates", RATES],
             env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -59,7 +62,7 @@ def test_node_segments_through_sensor_dropouts_and_bad_messages(tmp_path, tiny_c
         infos = w.window("info", t0, t1)
         assert {i["anchor"] for i in infos} == {"rgb"}
         with_lidar = [i for i in infos if i["modalities"] == ["rgb", "depth", "event", "lidar"]]
-        assert len(with_lidar) >= 0.2 * len(infos)  # LiDAR 10 Hz meets the 15 Hz camera at 5 Hz
+        assert len(with_lidar) >= 0.3 * len(infos)  # every other camera frame meets a LiDAR sweep
         points = w.window("points", t0, t1)
         assert points and {(p["frame_id"], tuple(p["fields"])) for p in points} == {
             ("lidar", ("x", "y", "z", "intensity", "label"))
