@@ -174,3 +174,37 @@ def modality_of(topic: str) -> str | None:
     """The modality whose input topic this is (absolute or relative name), else None."""
     rel = topic.lstrip("/")
     return next((m for m, t in INPUT_TOPICS.items() if t == rel), None)
+
+
+def concat_bags(parts: Sequence[str | Path], out: str | Path, gap_s: float = 0.05, storage: str = "mcap") -> Path:
+    """Write ``parts`` one after another into a new bag at ``out``.
+
+    Each part's log times and header stamps are shifted to start ``gap_s`` after the previous
+    part ended, so the result plays as one continuous recording (e.g. one drive per condition).
+    """
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from .core.decode import stamp_parts
+
+    ts = typestore()
+    plugin = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}[storage]
+    conns: dict[str, Any] = {}
+    next_start: int | None = None
+    with Writer(Path(out), version=9, storage_plugin=plugin) as w:
+        for part in parts:
+            bag = read_bag(part)
+            if bag.error:
+                raise BagError(f"{part}: {bag.error}")
+            if not bag.records:
+                continue
+            first = bag.records[0].log_ns
+            shift = 0 if next_start is None else next_start - first
+            for rec in bag.records:
+                msg = deserialize(rec)
+                if hasattr(msg, "header"):
+                    msg.header.stamp.sec, msg.header.stamp.nanosec = stamp_parts(header_stamp_ns(msg) + shift)
+                if rec.topic not in conns:
+                    conns[rec.topic] = w.add_connection(rec.topic, rec.msgtype, typestore=ts)
+                w.write(conns[rec.topic], rec.log_ns + shift, ts.serialize_cdr(msg, rec.msgtype))
+            next_start = bag.records[-1].log_ns + shift + int(gap_s * 1e9)
+    return Path(out)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +63,92 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+@dataclass
+class Evaluation:
+    report: dict[str, Any]
+    written: list[Path]
+    table: str
+    node_failed: bool  # live mode: the node exited non-zero or never came up
+
+
+def evaluate(
+    bag_path: Path,
+    checkpoint: Path,
+    out: Path,
+    *,
+    mode: str = "offline",
+    drops: Sequence[str] = (),
+    values: dict[str, Any] | None = None,
+    calibration: Path | None = None,
+    labels_topic: str = LABELS_TOPIC,
+    device: str = "auto",
+    rate: float = 1.0,
+    tolerance_ms: float = 30.0,
+    on_line: Callable[[str], None] = print,
+) -> Evaluation:
+    """Evaluate ``checkpoint`` on a bag in ``mode`` and write the report into ``out``.
+
+    ``values`` are node parameters (as in config/segment.yaml); the checkpoint, device, its
+    modalities and the calibration file found beside the bag fill what they leave open. Raises
+    BagError, CheckpointError, SettingsError or ValueError on bad input.
+    """
+    windows = [parse_drop(d) for d in drops]
+    bag = read_bag(bag_path)
+    segmentor = Segmentor.from_checkpoint(checkpoint, device)
+    values = dict(values or {})
+    values.update(checkpoint=str(checkpoint), device=device)
+    values.setdefault("modalities", list(segmentor.modalities))
+    calibration = calibration or find_calibration(bag_path)
+    if calibration and "lidar_extrinsic" not in values:
+        values.setdefault("calibration_file", str(calibration))
+    settings = Settings.from_parameters(
+        values, read_yaml=lambda p: yaml.safe_load(Path(p).read_text())
+    )
+    if bag.error:
+        on_line(f"warning: {bag.error}; evaluating the readable part")
+    on_line(f"{mode} run of {bag_path} ({len(bag.records)} messages)")
+
+    failed = False
+    if mode == "offline":
+        run = run_offline(bag, segmentor.predict, settings, windows, labels_topic)
+        frames, ground_truth, dropped = run.frames, run.ground_truth, 0
+        end_s = (bag.records[-1].log_ns - run.start_ns) * 1e-9 if bag.records else 0.0
+        outages = outage_timeline(run.health_events, end_s)
+        extra = {"decode_errors": run.decode_errors, "sync_drops": run.sync_drops}
+    elif mode == "live":
+        from .live import NodeFailed, run_live
+
+        try:
+            live = run_live(bag, settings, windows, rate, labels_topic, values, segmentor.classes,
+                            int(tolerance_ms * 1e6), on_line)  # fmt: skip
+        except NodeFailed as e:
+            on_line(f"node failed: {e}")
+            return Evaluation({}, [], "", node_failed=True)
+        frames, ground_truth, dropped, outages = (
+            live.frames,
+            live.ground_truth,
+            live.dropped,
+            live.outages,
+        )
+        extra = {
+            "node_exit_code": live.exit_code,
+            "node_frames": live.node_frames,
+            "node_log_tail": live.log_tail,
+        }
+        failed = live.exit_code != 0
+    else:
+        raise ValueError(f"mode must be offline or live, got {mode!r}")
+    pairs = match_ground_truth(frames, ground_truth, int(tolerance_ms * 1e6))
+    scores, per_frame = score(pairs, segmentor.classes)
+    meta = {"bag": str(bag_path), "mode": mode, "checkpoint": str(checkpoint), "drops": list(drops),
+            "bag_error": bag.error, **extra}  # fmt: skip
+    report = build_report(frames, scores.to_dict(), per_frame, meta, outages, dropped)
+    written = write_report(out, report, frames, per_frame, segmentor.palette)
+    return Evaluation(report, written, scores.table(), failed)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console script ``anyseg-evaluate``."""
+    """Console script ``anyseg-evaluate``: 0 on success, 2 on bad input, 1 if the node failed."""
     ap = argparse.ArgumentParser(prog="anyseg-evaluate", description=__doc__.split("\n\n")[0])
     ap.add_argument("bag", type=Path)
     ap.add_argument("--checkpoint", required=True, type=Path)
@@ -85,59 +170,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--match-tolerance-ms", type=float, default=30.0,
                     help="pair a frame with ground truth at most this far apart in stamp")  # fmt: skip
     args = ap.parse_args(argv)
+
+    def say(line: str) -> None:
+        print(f"anyseg-evaluate: {line}" if not line.startswith("[") else line, flush=True)
+
     try:
-        drops = [parse_drop(d) for d in args.drop]
-        bag = read_bag(args.bag)
-        segmentor = Segmentor.from_checkpoint(args.checkpoint, args.device)
         values = node_parameters(args.params_file, args.param)
-        values.update(checkpoint=str(args.checkpoint), device=args.device)
-        values.setdefault("modalities", list(segmentor.modalities))
-        calibration = args.calibration or find_calibration(args.bag)
-        if calibration and "lidar_extrinsic" not in values:
-            values.setdefault("calibration_file", str(calibration))
-        settings = Settings.from_parameters(
-            values, read_yaml=lambda p: yaml.safe_load(Path(p).read_text())
-        )
+        result = evaluate(args.bag, args.checkpoint, args.out, mode=args.mode, drops=args.drop, values=values,
+                          calibration=args.calibration, labels_topic=args.labels_topic, device=args.device,
+                          rate=args.rate, tolerance_ms=args.match_tolerance_ms, on_line=say)  # fmt: skip
     except (BagError, CheckpointError, SettingsError, ValueError, OSError) as e:
         print(f"anyseg-evaluate: {e}", file=sys.stderr)
         return 2
-    if bag.error:
-        print(
-            f"anyseg-evaluate: warning: {bag.error}; evaluating the readable part", file=sys.stderr
-        )
-
-    print(
-        f"anyseg-evaluate: {args.mode} run of {args.bag} ({len(bag.records)} messages)", flush=True
-    )
-    if args.mode == "offline":
-        run = run_offline(bag, segmentor.predict, settings, drops, args.labels_topic)
-        frames, ground_truth, dropped = run.frames, run.ground_truth, 0
-        outages = outage_timeline(
-            run.health_events, (bag.records[-1].log_ns - run.start_ns) * 1e-9 if bag.records else 0
-        )
-        extra = {"decode_errors": run.decode_errors, "sync_drops": run.sync_drops}
-    else:
-        from .live import run_live
-
-        live = run_live(bag, settings, drops, args.rate, args.labels_topic, values, segmentor.classes,
-                        int(args.match_tolerance_ms * 1e6))  # fmt: skip
-        frames, ground_truth, dropped, outages = (
-            live.frames,
-            live.ground_truth,
-            live.dropped,
-            live.outages,
-        )
-        extra = {"node_exit_code": live.exit_code, "node_log_tail": live.log_tail}
-    pairs = match_ground_truth(frames, ground_truth, int(args.match_tolerance_ms * 1e6))
-    scores, per_frame = score(pairs, segmentor.classes)
-    meta = {"bag": str(args.bag), "mode": args.mode, "checkpoint": str(args.checkpoint),
-            "drops": args.drop, "bag_error": bag.error, **extra}  # fmt: skip
-    report = build_report(frames, scores.to_dict(), per_frame, meta, outages, dropped)
-    written = write_report(args.out, report, frames, per_frame, segmentor.palette)
-    print(scores.table())
-    for path in written:
+    if result.table:
+        print(result.table)
+    for path in result.written:
         print(f"wrote {path}")
-    return 0
+    return 1 if result.node_failed else 0
 
 
 if __name__ == "__main__":

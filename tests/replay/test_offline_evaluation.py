@@ -150,3 +150,19 @@ def test_outage_timeline():
         "event": [[0.0, 6.0]],
         "lidar": [[2.0, 3.5]],
     }
+
+
+def test_concat_bags_plays_parts_back_to_back(tiny_bag, tmp_path):
+    from anyseg_ros.bag import concat_bags, deserialize, header_stamp_ns
+
+    out = concat_bags([tiny_bag, tiny_bag], tmp_path / "two", gap_s=0.1)
+    one, two = read_bag(tiny_bag), read_bag(out)
+    assert len(two.records) == 2 * len(one.records)
+    logs = [r.log_ns for r in two.records]
+    assert logs == sorted(logs)
+    span = one.records[-1].log_ns - one.records[0].log_ns
+    second = two.records[len(one.records)]
+    assert second.log_ns == one.records[0].log_ns + span + 100 * MS
+    # Header stamps moved with the log times: the second copy's first label is one span + gap later.
+    labels = [deserialize(r) for r in two.records if r.topic == "/ground_truth/labels"]
+    assert header_stamp_ns(labels[20]) - header_stamp_ns(labels[0]) == span + 100 * MS
