@@ -179,9 +179,9 @@ class ModalitySynchronizer:
                 f"modality {modality!r} is not enabled; enabled: {list(self.modalities)}"
             )
         now = self._advance_clock(now_ns)
+        reason = self._admit(modality, stamp_ns, now)  # may reset
         if self._start is None:
             self._start = now
-        reason = self._admit(modality, stamp_ns, now)
         if reason is None:
             buf = self._buffers[modality]
             buf.append(_Msg(stamp_ns, payload, now))
