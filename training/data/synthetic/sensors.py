@@ -176,11 +176,15 @@ def lidar_returns(
         intensity = np.where(spurious, rng.uniform(0.0, 0.08, n), intensity)
         labels[spurious] = 255
         valid |= spurious
-    pts = dirs_local[valid] * r[valid, None]
+    keep = np.flatnonzero(valid)
+    out = np.empty((keep.size, 4), np.float32)
+    rk = r[keep]
+    for i in range(3):  # one column at a time: no (N, 3) broadcasting
+        out[:, i] = dirs_local[keep, i] * rk
     if failure == "lidarjitter":
-        pts = pts + rng.normal(0.0, LIDAR_JITTER_M, pts.shape)
-    inten = np.clip(intensity[valid], 0.0, 1.0)[:, None]
-    return np.concatenate([pts, inten], axis=1).astype(np.float32), labels[valid].astype(np.uint8)
+        out[:, :3] += rng.normal(0.0, LIDAR_JITTER_M, (keep.size, 3))
+    out[:, 3] = np.clip(intensity[keep], 0.0, 1.0)
+    return out, labels[keep].astype(np.uint8)
 
 
 def hha(depth: np.ndarray, K: np.ndarray, T_base_cam: np.ndarray) -> np.ndarray:
