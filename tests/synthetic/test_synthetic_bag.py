@@ -63,7 +63,8 @@ def test_topics_rates_and_stamps(mcap_bag):
         s = np.array([stamp(m) for m in ms])
         period = np.diff(s) / 1e9
         assert abs(np.median(period) - 1 / sch.rate_hz) < 1e-3, sensor
-        assert period.std() > 0 and np.abs(period - 1 / sch.rate_hz).max() < 4e-3  # small jitter
+        assert period.std() > 0  # jittered, but only a little:
+        assert np.abs(period - 1 / sch.rate_hz).max() <= 4e-3 + 1e-6
         logs = np.array([log for log, _, _ in msgs[sch.topic]])
         assert np.all(logs > s) and np.all(logs - s < 50_000_000)  # logged after capture
     for m in decoded["/lidar/points"]:

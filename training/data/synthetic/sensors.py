@@ -19,7 +19,7 @@ import numpy as np
 from .shading import Lighting
 
 # Extra exposure gain of the camera failure modes.
-FAILURE_GAIN = {"overexposure": 5.0, "underexposure": 0.07}
+FAILURE_GAIN = {"overexposure": 6.0, "underexposure": 0.07}
 EVENT_LOWRES_FACTOR = 4
 _GAMMA_LUT = np.round(np.linspace(0.0, 1.0, 4096) ** (1 / 2.2) * 255).astype(np.uint8)
 LIDAR_JITTER_M = 0.08
@@ -33,7 +33,7 @@ def camera_image(
     if failure == "motionblur":
         # Camera shake during the exposure: a linear blur of random direction and length.
         angle = rng.uniform(0, math.pi)
-        length = max(3, int(rng.uniform(0.03, 0.06) * e.shape[2]))
+        length = max(3, int(rng.uniform(0.04, 0.08) * e.shape[2]))
         e = linear_blur(e, angle, length)
     # Shot noise grows with the signal, read noise is constant; both scale with analog gain.
     var = np.float32(8e-4 * light.noise) * np.maximum(e, 0) + np.float32((4e-3 * light.noise) ** 2)

@@ -57,9 +57,9 @@ LIGHTING: dict[str, Lighting] = {
         **{**_COMMON, "haze_m": 900.0}, ambient=0.85, sun=0.08,
         sky_horizon=(0.6, 0.6, 0.62), sky_zenith=(0.48, 0.49, 0.52),
     ),
-    # Night: auto-exposure turns the gain up (x7), so the camera noise grows with it.
+    # Night: auto-exposure turns the gain up (x5), so the camera noise grows with it.
     "night": Lighting(
-        **{**_COMMON, "haze_m": 1200.0, "exposure": 7.0, "noise": 3.5, "event_noise_hz": 1.2},
+        **{**_COMMON, "haze_m": 1200.0, "exposure": 5.0, "noise": 3.0, "event_noise_hz": 1.2},
         ambient=0.012, sun=0.0, sky_horizon=(0.025, 0.022, 0.03), sky_zenith=(0.004, 0.005, 0.01),
         headlights=2.2, emissive=0.7,
     ),
