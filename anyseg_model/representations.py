@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,12 @@ class LidarScan:
     extrinsic: np.ndarray
     image_size: tuple[int, int]
     distortion: np.ndarray | None = None
+
+    @cached_property
+    def projection(self) -> Projection:
+        """The z-buffered projection, computed once: the model's input and the node's labelled
+        points both need it."""
+        return project_lidar(self)
 
 
 @dataclass(frozen=True)
@@ -81,18 +88,21 @@ def project_lidar(scan: LidarScan, min_depth: float = 0.1) -> Projection:
 
     pixel = np.full((n, 2), -1, dtype=np.int64)
     pixel[ok] = np.stack([u[ok], v[ok]], axis=1)
-    depth = np.zeros((h, w), np.float32)
-    intensity = np.zeros((h, w), np.float32)
-    index = np.full((h, w), -1, np.int64)
     idx = np.flatnonzero(ok)
-    if idx.size:
-        # Write far-to-near so the nearest point of each pixel is written last and wins.
-        idx = idx[np.argsort(-z[idx], kind="stable")]
-        flat = v[idx] * w + u[idx]
-        depth.reshape(-1)[flat] = z[idx]
-        index.reshape(-1)[flat] = idx
-        if pts.shape[1] == 4:
-            intensity.reshape(-1)[flat] = pts[idx, 3]
+    flat = v[idx] * w + u[idx]
+    zi = z[idx].astype(np.float32)
+    # Z-buffer without sorting: the per-pixel minimum depth, then the points that reach it.
+    nearest = np.full(h * w, np.inf, np.float32)
+    np.minimum.at(nearest, flat, zi)
+    won = zi == nearest[flat]  # equal-depth ties: one of them, the same one every time
+    depth = np.where(np.isfinite(nearest), nearest, 0.0).astype(np.float32).reshape(h, w)
+    index = np.full(h * w, -1, np.int64)
+    index[flat[won]] = idx[won]
+    index = index.reshape(h, w)
+    intensity = np.zeros((h, w), np.float32)
+    if pts.shape[1] == 4:
+        hit = index >= 0
+        intensity[hit] = pts[index[hit], 3]
     return Projection(depth, intensity, index, pixel)
 
 
@@ -185,7 +195,7 @@ def encode_lidar(
     """LiDAR scan -> projected (range, intensity, hit) image at the camera's size."""
     if not isinstance(scan, LidarScan):
         raise ValueError(f"lidar: expected a LidarScan, got {type(scan).__name__}")
-    p = project_lidar(scan)
+    p = scan.projection
     hit = p.depth > 0
     rng = np.minimum(p.depth, max_range_m) / max_range_m
     inten = np.clip(p.intensity / max_intensity, 0.0, 1.0) * hit

@@ -22,8 +22,8 @@ from anyseg_model.modalities import subset_name
 from .bag import LABELS_TOPIC, BagContents, DropWindow, deserialize, dropped, modality_of
 from .core.decode import DecodeError, decode_image, stamp_ns
 from .core.settings import Settings
-from .core.sync import FrameSet, ModalitySynchronizer
-from .pipeline import CAMERA_INFO_TOPIC, Pipeline
+from .core.sync import FrameSet
+from .pipeline import CAMERA_INFO_TOPIC, Pipeline, synchronizer
 
 POLL_NS = 10_000_000  # the node's poll period (node.POLL_PERIOD_S)
 
@@ -39,12 +39,6 @@ class FrameResult:
     latency_ms: float | None = None  # sensor stamp -> labels available
     processing_ms: float | None = None  # model time alone
     image: np.ndarray | None = None  # the camera image, kept for overlays (a few frames only)
-
-
-def synchronizer(settings: Settings) -> ModalitySynchronizer:
-    """The node's synchroniser for validated settings."""
-    return ModalitySynchronizer(settings.modalities, settings.slop_ns, dict(settings.timeout_ns),
-                                settings.wait_ns, settings.anchor_priority)  # fmt: skip
 
 
 @dataclass

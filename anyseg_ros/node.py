@@ -34,7 +34,7 @@ from anyseg_model import CheckpointError, Segmentor
 from .core.decode import DecodeError
 from .core.mailbox import Mailbox, MailboxClosed
 from .core.settings import PARAMETERS, Settings, SettingsError
-from .core.sync import FrameSet, ModalitySynchronizer
+from .core.sync import FrameSet
 from .diagnostics import FrameStats, statuses
 from .pipeline import (
     CAMERA_INFO_TOPIC,
@@ -43,6 +43,7 @@ from .pipeline import (
     Pipeline,
     StartupError,
     check_segmentor,
+    synchronizer,
 )
 
 POLL_PERIOD_S = 0.01  # how often waits are checked for expiry and sensors for staleness
@@ -79,9 +80,7 @@ class SegmentationNode(Node):
             raise StartupError(str(e)) from None
         self.pipeline = Pipeline(s, check_segmentor(s, self.segmentor))
         self.segmentor.warmup()
-        self.sync = ModalitySynchronizer(
-            s.modalities, s.slop_ns, s.timeout_ns, s.wait_ns, s.anchor_priority
-        )
+        self.sync = synchronizer(s)
         self.mailbox: Mailbox[FrameSet] = Mailbox()
         self.stats = FrameStats()
         self._closing = False

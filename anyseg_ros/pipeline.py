@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from anyseg_model.representations import DEFAULT_REPRESENTATIONS, LidarScan, project_lidar
+from anyseg_model.representations import DEFAULT_REPRESENTATIONS, LidarScan
 
 from .core.decode import (
     MODALITY_ENCODINGS,
@@ -31,7 +31,7 @@ from .core.decode import (
     stamp_ns,
 )
 from .core.settings import Settings
-from .core.sync import FrameSet
+from .core.sync import FrameSet, ModalitySynchronizer
 
 # Relative topic names, so namespaces and remaps work.
 INPUT_TOPICS: dict[str, str] = {
@@ -48,6 +48,17 @@ OUTPUT_TOPICS = {
     "info": "segmentation/info",
 }
 MAX_LIDAR_POINTS = 4_000_000
+
+
+def synchronizer(settings: Settings) -> ModalitySynchronizer:
+    """The synchroniser for validated settings (the node's, and the offline evaluator's)."""
+    return ModalitySynchronizer(
+        settings.modalities,
+        settings.slop_ns,
+        settings.timeout_ns,
+        settings.wait_ns,
+        settings.anchor_priority,
+    )
 
 
 class StartupError(RuntimeError):
@@ -152,7 +163,7 @@ class Pipeline:
         points = None
         if "lidar" in arrays:
             scan = arrays["lidar"]
-            point_labels = labels_for_points(project_lidar(scan).pixel, labels)
+            point_labels = labels_for_points(scan.projection.pixel, labels)
             points = build_pointcloud(scan.points, point_labels)
         info = {
             "stamp_ns": fs.stamp_ns,
@@ -183,5 +194,5 @@ def _scaled(cam: CameraModel, width: int, height: int) -> CameraModel:
 
 __all__ = [
     "CAMERA_INFO_TOPIC", "INPUT_TOPICS", "OUTPUT_TOPICS", "DecodeError", "Outputs", "Pipeline",
-    "Sample", "StartupError", "check_segmentor",
+    "Sample", "StartupError", "check_segmentor", "synchronizer",
 ]  # fmt: skip

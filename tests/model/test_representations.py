@@ -145,3 +145,12 @@ def test_representation_round_trip_and_unknown_name():
     assert r(np.array([[20000]], np.uint16))[0, 0, 0] == pytest.approx(0.5)
     with pytest.raises(ValueError, match="valid: .*lidar_projected"):
         Representation("hha")
+
+
+def test_projection_is_computed_once_per_scan():
+    scan = LidarScan(np.array([[10.0, 0.0, -0.5, 0.3]]), K, LIDAR_TO_CAM, (80, 60))
+    first = scan.projection
+    assert scan.projection is first  # the model input and the labelled points share it
+    encode_lidar(scan)
+    assert scan.projection is first
+    np.testing.assert_array_equal(first.depth, project_lidar(scan).depth)
