@@ -23,9 +23,9 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 
+# A generated recording played through the real node with LiDAR, then RGB, dropped and restored.
 demo: install
-	@echo "make demo is not built yet: it arrives with the rosbag replay issue (see README)." >&2
-	@exit 2
+	$(PY) scripts/demo.py
 
 clean:
 	rm -rf $(VENV) build install log *.egg-info

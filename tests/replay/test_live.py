@@ -62,3 +62,14 @@ def test_live_and_offline_agree_on_modalities(recording):
         assert any("lidar" not in k and "rgb" in k for k in report["frames_per_subset"])
         assert any("rgb" not in k for k in report["frames_per_subset"])
         assert report["latency_ms"]["p50"] is not None or report["mode"] == "offline"
+
+
+def test_live_evaluation_exits_non_zero_when_the_node_fails(recording, tmp_path):
+    """The evaluator accepts the settings, but the node refuses the checkpoint (no LiDAR in it)."""
+    rgb_only = tmp_path / "rgb_only.pt"
+    save_checkpoint(create_model("anyseg_tiny", num_classes=25, modalities=("rgb",)), rgb_only)
+    cmd = [sys.executable, "-m", "anyseg_ros.evaluate", str(recording / "bag"), "--checkpoint", str(rgb_only),
+           "--out", str(tmp_path / "out"), "--mode", "live", "--param", "modalities=[rgb,lidar]"]  # fmt: skip
+    r = subprocess.run(cmd, env=loopback_env(), capture_output=True, text=True, timeout=240)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "node failed" in r.stdout and "supports modalities ['rgb']" in r.stdout
