@@ -15,6 +15,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .core.decode import stamp_ns
 from .pipeline import INPUT_TOPICS  # the node's topic names: one definition
 
@@ -125,6 +127,26 @@ def _read_mcap_stream(
     return BagContents(path, records, error or f"read without the file summary ({reason})")
 
 
+def find_calibration(bag: Path) -> Path | None:
+    """``calibration.yaml`` inside a bag folder, or beside the bag (the synthetic world's place)."""
+    bag = Path(bag)
+    for candidate in (bag / "calibration.yaml", bag.parent / "calibration.yaml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def nearest_stamp(stamps: np.ndarray, stamp: int, tolerance_ns: int) -> int | None:
+    """The entry of sorted int64 ``stamps`` nearest to ``stamp``, if within ``tolerance_ns``."""
+    if not len(stamps):
+        return None
+    i = int(np.searchsorted(stamps, stamp))
+    best = min(
+        (j for j in (i - 1, i) if 0 <= j < len(stamps)), key=lambda j: abs(int(stamps[j]) - stamp)
+    )
+    return int(stamps[best]) if abs(int(stamps[best]) - stamp) <= tolerance_ns else None
+
+
 def deserialize(record: BagRecord) -> Any:
     """The rosbags message object of a record (fields as in rclpy; ``data`` as numpy arrays)."""
     return typestore().deserialize_cdr(record.raw, record.msgtype)
@@ -176,7 +198,9 @@ def modality_of(topic: str) -> str | None:
     return next((m for m, t in INPUT_TOPICS.items() if t == rel), None)
 
 
-def concat_bags(parts: Sequence[str | Path], out: str | Path, gap_s: float = 0.05, storage: str = "mcap") -> Path:
+def concat_bags(
+    parts: Sequence[str | Path], out: str | Path, gap_s: float = 0.05, storage: str = "mcap"
+) -> Path:
     """Write ``parts`` one after another into a new bag at ``out``.
 
     Each part's log times and header stamps are shifted to start ``gap_s`` after the previous
@@ -202,7 +226,9 @@ def concat_bags(parts: Sequence[str | Path], out: str | Path, gap_s: float = 0.0
             for rec in bag.records:
                 msg = deserialize(rec)
                 if hasattr(msg, "header"):
-                    msg.header.stamp.sec, msg.header.stamp.nanosec = stamp_parts(header_stamp_ns(msg) + shift)
+                    msg.header.stamp.sec, msg.header.stamp.nanosec = stamp_parts(
+                        header_stamp_ns(msg) + shift
+                    )
                 if rec.topic not in conns:
                     conns[rec.topic] = w.add_connection(rec.topic, rec.msgtype, typestore=ts)
                 w.write(conns[rec.topic], rec.log_ns + shift, ts.serialize_cdr(msg, rec.msgtype))

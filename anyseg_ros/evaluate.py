@@ -21,18 +21,10 @@ import yaml
 
 from anyseg_model import CheckpointError, Segmentor
 
-from .bag import LABELS_TOPIC, BagError, parse_drop, read_bag
+from .bag import LABELS_TOPIC, BagError, find_calibration, parse_drop, read_bag
 from .core.settings import PARAMETER_NAMES, Settings, SettingsError
 from .evaluation import match_ground_truth, run_offline, score
 from .report import build_report, outage_timeline, write_report
-
-
-def find_calibration(bag: Path) -> Path | None:
-    """``calibration.yaml`` inside a bag folder, or beside the bag."""
-    for candidate in (bag / "calibration.yaml", bag.parent / "calibration.yaml"):
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def node_parameters(params_file: Path | None, overrides: Sequence[str]) -> dict[str, Any]:
@@ -112,8 +104,7 @@ def evaluate(
     if mode == "offline":
         run = run_offline(bag, segmentor.predict, settings, windows, labels_topic)
         frames, ground_truth, dropped = run.frames, run.ground_truth, 0
-        end_s = (bag.records[-1].log_ns - run.start_ns) * 1e-9 if bag.records else 0.0
-        outages = outage_timeline(run.health_events, end_s)
+        outages = outage_timeline(run.health_events, run.duration_s)
         extra = {"decode_errors": run.decode_errors, "sync_drops": run.sync_drops}
     elif mode == "live":
         from .live import NodeFailed, run_live

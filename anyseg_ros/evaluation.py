@@ -10,7 +10,7 @@ real node's outputs, so both are scored and reported by the same code.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,16 @@ import numpy as np
 from anyseg_model.metrics import SubsetScores, confusion_matrix, miou
 from anyseg_model.modalities import subset_name
 
-from .bag import LABELS_TOPIC, BagContents, DropWindow, deserialize, dropped, modality_of
+from .bag import (
+    LABELS_TOPIC,
+    BagContents,
+    BagRecord,
+    DropWindow,
+    deserialize,
+    dropped,
+    modality_of,
+    nearest_stamp,
+)
 from .core.decode import DecodeError, decode_image, stamp_ns
 from .core.settings import Settings
 from .core.sync import FrameSet
@@ -41,6 +50,72 @@ class FrameResult:
     image: np.ndarray | None = None  # the camera image, kept for overlays (a few frames only)
 
 
+class BagWalk:
+    """The node's decode + sync over a bag with the bag's log time as the clock (no DDS).
+
+    Iterating yields ``(frame_set, arrays)`` for every frame set the node would have formed,
+    ``arrays`` being the model input. Along the way it collects the ground-truth labels by stamp,
+    sensor health changes (seconds from the bag's start) and decode errors, as the node counts them.
+    """
+
+    def __init__(self, bag: BagContents, settings: Settings, drops: Sequence[DropWindow] = (),
+                 labels_topic: str = LABELS_TOPIC) -> None:  # fmt: skip
+        self.bag, self.settings, self.drops = bag, settings, list(drops)
+        self.labels_topic = "/" + labels_topic.lstrip("/")
+        self.sync = synchronizer(settings)
+        self.pipeline = Pipeline(settings, palette=[])  # palette: only for outputs, not built here
+        self.start_ns = bag.records[0].log_ns if bag.records else 0
+        self.ground_truth: dict[int, np.ndarray] = {}
+        self.health_events: list[tuple[float, str, str]] = []  # (t_s, modality, state)
+
+    @property
+    def duration_s(self) -> float:
+        return (self.bag.records[-1].log_ns - self.start_ns) * 1e-9 if self.bag.records else 0.0
+
+    def __iter__(self) -> Iterator[tuple[FrameSet, dict[str, Any]]]:
+        for rec in self.bag.records:
+            yield from self._assemble(self._consume(rec))
+            yield from self._assemble(self.sync.poll(rec.log_ns))
+            self._note_events()
+        if self.bag.records:
+            # After the last message the node's clock keeps running (it polls every 10 ms):
+            # waiting frame sets expire and go out. Step it the same way; one big jump would age
+            # the waiting messages out instead.
+            last = self.bag.records[-1].log_ns
+            end = last + max(self.settings.timeout_ns.values()) + self.settings.wait_ns
+            for now in range(last, end + POLL_NS, POLL_NS):
+                yield from self._assemble(self.sync.poll(now))
+            self._note_events()
+
+    def _consume(self, rec: BagRecord) -> list[FrameSet]:
+        modality = modality_of(rec.topic)
+        try:
+            if rec.topic == self.labels_topic:
+                msg = deserialize(rec)
+                self.ground_truth[stamp_ns(msg.header)] = decode_image(msg, allowed=("mono8",))
+            elif rec.topic == "/" + CAMERA_INFO_TOPIC:
+                self.pipeline.set_camera_info(deserialize(rec))
+            elif modality in self.settings.modalities and not dropped(
+                self.drops, modality, (rec.log_ns - self.start_ns) * 1e-9
+            ):
+                stamp, sample = self.pipeline.decode(modality, deserialize(rec))
+                return self.sync.push(modality, stamp, sample, rec.log_ns)
+        except DecodeError as e:
+            self.pipeline.count(f"{modality or rec.topic.lstrip('/')}/{e.reason}")
+        return []
+
+    def _assemble(self, sets: list[FrameSet]) -> Iterator[tuple[FrameSet, dict[str, Any]]]:
+        for fs in sets:
+            arrays = self.pipeline.arrays(fs)
+            if arrays:
+                yield fs, arrays
+
+    def _note_events(self) -> None:
+        for ev in self.sync.events():
+            if ev.kind == "health":
+                self.health_events.append(((ev.now_ns - self.start_ns) * 1e-9, ev.modality, ev.new))
+
+
 @dataclass
 class OfflineRun:
     frames: list[FrameResult]
@@ -50,7 +125,7 @@ class OfflineRun:
     health_events: list[tuple[float, str, str]] = field(
         default_factory=list
     )  # (t_s, modality, state)
-    start_ns: int = 0
+    duration_s: float = 0.0
 
 
 def run_offline(
@@ -63,59 +138,24 @@ def run_offline(
 ) -> OfflineRun:
     """Play ``bag`` through the node's decode + sync with the node's ``settings``, then
     ``predict`` (``Segmentor.predict``) each frame set; no DDS, the bag's log time is the clock."""
-    sync = synchronizer(settings)
-    pipeline = Pipeline(settings, palette=[])  # palette: only for outputs, which are not built here
-    start = bag.records[0].log_ns if bag.records else 0
-    run = OfflineRun([], {}, start_ns=start)
-    labels_topic = "/" + labels_topic.lstrip("/")
-
-    def infer(frames: list[FrameSet]) -> None:
-        for f in frames:
-            arrays = pipeline.arrays(f)
-            if not arrays:
-                continue
-            t = time.perf_counter()
-            pred = predict(arrays)
-            elapsed = (time.perf_counter() - t) * 1e3
-            image = arrays.get("rgb") if len(run.frames) < keep_images else None
-            run.frames.append(
-                FrameResult(
-                    f.stamp_ns, f.anchor, pred.modalities, pred.labels, None, elapsed, image
-                )
-            )
-
-    for rec in bag.records:
-        t_s = (rec.log_ns - start) * 1e-9
-        modality = modality_of(rec.topic)
-        try:
-            if rec.topic == labels_topic:
-                msg = deserialize(rec)
-                run.ground_truth[stamp_ns(msg.header)] = decode_image(msg, allowed=("mono8",))
-            elif rec.topic == "/" + CAMERA_INFO_TOPIC:
-                pipeline.set_camera_info(deserialize(rec))
-            elif modality in settings.modalities and not dropped(drops, modality, t_s):
-                stamp, sample = pipeline.decode(modality, deserialize(rec))
-                infer(sync.push(modality, stamp, sample, rec.log_ns))
-        except DecodeError as e:
-            pipeline.count(f"{modality or rec.topic.lstrip('/')}/{e.reason}")
-        infer(sync.poll(rec.log_ns))
-        for ev in sync.events():
-            if ev.kind == "health":
-                run.health_events.append(((ev.now_ns - start) * 1e-9, ev.modality, ev.new))
-    if bag.records:
-        # After the last message the node's clock keeps running (it polls every 10 ms): waiting
-        # frame sets expire and go out, sensors go stale. Step it the same way; one big jump
-        # would age the waiting messages out instead.
-        end = bag.records[-1].log_ns + max(settings.timeout_ns.values()) + settings.wait_ns
-        for now in range(bag.records[-1].log_ns, end + POLL_NS, POLL_NS):
-            infer(sync.poll(now))
-    run.decode_errors = pipeline.error_counts()
-    run.sync_drops = {k: v for k, v in sync.drops.items() if v}
-    return run
+    walk = BagWalk(bag, settings, drops, labels_topic)
+    frames = []
+    for fs, arrays in walk:
+        t = time.perf_counter()
+        pred = predict(arrays)
+        elapsed = (time.perf_counter() - t) * 1e3
+        image = arrays.get("rgb") if len(frames) < keep_images else None
+        frames.append(
+            FrameResult(fs.stamp_ns, fs.anchor, pred.modalities, pred.labels, None, elapsed, image)
+        )
+    sync_drops = {k: v for k, v in walk.sync.drops.items() if v}
+    return OfflineRun(frames, walk.ground_truth, walk.pipeline.error_counts(), sync_drops,
+                      walk.health_events, walk.duration_s)  # fmt: skip
 
 
-def match_ground_truth(frames: Sequence[FrameResult], ground_truth: dict[int, np.ndarray],
-                       tolerance_ns: int) -> list[tuple[FrameResult, np.ndarray]]:  # fmt: skip
+def match_ground_truth(
+    frames: Sequence[FrameResult], ground_truth: dict[int, np.ndarray], tolerance_ns: int
+) -> list[tuple[FrameResult, np.ndarray]]:
     """Pair each frame with the ground-truth labels nearest in stamp, within ``tolerance_ns``.
 
     An RGB-anchored frame has the labels' own stamp; a frame anchored on another sensor (RGB
@@ -123,23 +163,10 @@ def match_ground_truth(frames: Sequence[FrameResult], ground_truth: dict[int, np
     """
     stamps = np.array(sorted(ground_truth), dtype=np.int64)
     pairs = []
-    if not stamps.size:
-        return pairs
     for f in frames:
-        if f.labels is None:
-            continue
-        i = (
-            int(np.clip(np.searchsorted(stamps, f.stamp_ns), 1, len(stamps) - 1))
-            if len(stamps) > 1
-            else 0
-        )
-        j = min(
-            (i - 1, i) if len(stamps) > 1 else (0,), key=lambda k: abs(int(stamps[k]) - f.stamp_ns)
-        )
-        if abs(int(stamps[j]) - f.stamp_ns) <= tolerance_ns:
-            gt = ground_truth[int(stamps[j])]
-            if gt.shape == f.labels.shape:
-                pairs.append((f, gt))
+        s = nearest_stamp(stamps, f.stamp_ns, tolerance_ns) if f.labels is not None else None
+        if s is not None and ground_truth[s].shape == f.labels.shape:
+            pairs.append((f, ground_truth[s]))
     return pairs
 
 

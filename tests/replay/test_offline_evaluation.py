@@ -87,8 +87,9 @@ def test_offline_run_scores_subsets_by_hand(tiny_bag):
     assert d["subsets"]["depth"]["pixels"] == 6 * 47
     assert len(per_frame) == 20
     # The RGB outage shows in the health events: stale after the timeout, alive on return.
-    rgb_events = [(round(t, 2), state) for t, m, state in run.health_events if m == "rgb"]
-    assert [s for _, s in rgb_events] == ["alive", "stale", "alive"]
+    # (After the recording ends every sensor goes stale too; that is not part of the run.)
+    rgb_events = [state for t, m, state in run.health_events if m == "rgb" and t <= run.duration_s]
+    assert rgb_events == ["alive", "stale", "alive"]
 
 
 def test_ground_truth_matching_tolerance(tiny_bag):
