@@ -6,28 +6,10 @@ import json
 import subprocess
 import sys
 
-import pytest
-import torch
-
 from anyseg_model import create_model, save_checkpoint
 from anyseg_ros.localdds import loopback_env
-from training.data.synthetic import SyntheticWorld, WorldConfig, write_bag
-from training.data.synthetic.files import write_calibration
 
 SCHEDULE = ["--drop", "lidar:0.6-1.4", "--drop", "rgb:1.6-2.4", "--param", "slop_ms=35"]
-
-
-@pytest.fixture(scope="module")
-def recording(tmp_path_factory):
-    root = tmp_path_factory.mktemp("live")
-    world = SyntheticWorld(WorldConfig(width=96, height=64, seed=5))
-    write_bag(root / "bag", world, frames=60)  # 3 s at 20 Hz
-    write_calibration(root / "calibration.yaml", world)
-    torch.manual_seed(0)
-    save_checkpoint(
-        create_model("anyseg_tiny", num_classes=25), root / "tiny.pt", input_size=(64, 96)
-    )
-    return root
 
 
 def _evaluate(root, mode):

@@ -1,0 +1,130 @@
+"""``--data bag:PATH``: training samples cut from recorded rosbag2 bags by the node's own code.
+
+PATH is a bag or a folder of bags. Every frame set the node would have formed from a bag (its
+decode, synchroniser and LiDAR projection set-up, :class:`anyseg_ros.evaluation.BagWalk`) becomes
+one sample with the modalities that frame really had. With a labels topic
+(``ground_truth/labels``) the sample's label is the ground truth nearest in stamp; without one
+every pixel is ignored (255), so L_sup is zero and a student learns from the teacher alone
+(MAD / UMD / CMD): a robot's own unlabelled recordings can adapt a student.
+
+Split: the first 80% of each bag's frame sets train, the last 20% validate ('val' and 'test'),
+so the two never share a moment of the drive. LiDAR needs the extrinsic: calibration.yaml in or
+beside the bag (as the synthetic world writes it). A bag is held in memory while used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from anyseg_model.classes import DELIVER_CLASSES, DELIVER_PALETTE, IGNORE_INDEX
+from anyseg_model.preprocess import reference_size
+from anyseg_model.representations import DEFAULT_REPRESENTATIONS, Representation
+from anyseg_ros.bag import INPUT_TOPICS, find_calibration, nearest_stamp, read_bag
+from anyseg_ros.core.settings import Settings
+from anyseg_ros.evaluation import BagWalk
+
+from .registry import register_dataset
+
+TRAIN_FRACTION = 0.8
+LABEL_TOLERANCE_NS = 30_000_000  # a frame anchored off the camera pairs with the nearest label
+
+
+def bag_paths(path: str | Path) -> list[Path]:
+    """A bag (folder with metadata.yaml, or an .mcap/.db3 file), or every bag under a folder."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"bag data {str(path)!r} does not exist")
+    if path.is_file() or (path / "metadata.yaml").is_file():
+        return [path]
+    bags = sorted(p.parent for p in path.rglob("metadata.yaml"))
+    if not bags:
+        raise ValueError(f"no rosbag2 bag (folder with metadata.yaml) under {str(path)!r}")
+    return bags
+
+
+class BagDataset:
+    """Frame sets of one or more bags as raw samples (see training/data/registry.py)."""
+
+    classes = tuple(DELIVER_CLASSES)
+    palette = tuple(DELIVER_PALETTE)
+
+    def __init__(
+        self,
+        path: str | Path,
+        split: str,
+        modalities: tuple[str, ...],
+        labels_topic: str = "ground_truth/labels",
+    ) -> None:
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"unknown split {split!r}; valid: train, val, test")
+        self.samples: list[dict[str, Any]] = []
+        self.labelled = 0
+        found: set[str] = set()
+        for bag_path in bag_paths(path):
+            bag = read_bag(bag_path)
+            if bag.error:
+                print(f"bag data: {bag.error}; using the readable part")
+            topics = bag.topics()
+            mods = [m for m in modalities if "/" + INPUT_TOPICS[m] in topics]
+            calibration = find_calibration(bag_path)
+            if "lidar" in mods and calibration is None:
+                raise ValueError(
+                    f"{bag_path}: LiDAR needs calibration.yaml (lidar_extrinsic) in or beside the bag"
+                )
+            if not mods:
+                continue
+            values = {"checkpoint": "(training)",  # Settings is the node's; no checkpoint exists yet
+                      "modalities": mods, "anchor_priority": mods,
+                      "calibration_file": str(calibration) if calibration else ""}  # fmt: skip
+            settings = Settings.from_parameters(
+                values, read_yaml=lambda p: yaml.safe_load(Path(p).read_text())
+            )
+            walk = BagWalk(bag, settings, labels_topic=labels_topic)
+            frames = list(walk)
+            stamps = np.array(sorted(walk.ground_truth), dtype=np.int64)
+            cut = int(len(frames) * TRAIN_FRACTION)
+            for fs, arrays in frames[:cut] if split == "train" else frames[cut:]:
+                label_stamp = nearest_stamp(stamps, fs.stamp_ns, LABEL_TOLERANCE_NS)
+                size = reference_size(arrays)
+                label = walk.ground_truth.get(label_stamp) if label_stamp is not None else None
+                if label is None or label.shape != size:
+                    label = np.full(size, IGNORE_INDEX, np.uint8)
+                else:
+                    self.labelled += 1
+                self.samples.append(
+                    {
+                        "arrays": arrays,
+                        "label": label,
+                        "available": [m in arrays for m in modalities],
+                    }
+                )
+            found.update(mods)
+        if not self.samples:
+            raise ValueError(
+                f"no frame sets of the modalities {list(modalities)} in {str(path)!r} ({split})"
+            )
+        self.modalities = tuple(m for m in modalities if m in found)
+        for s in self.samples:  # the mask runs over the data set's modalities
+            s["available"] = [m in s["arrays"] for m in self.modalities]
+
+    def representations(self) -> dict[str, Representation]:
+        """Raw sensor data: the node's representations."""
+        return {m: Representation(DEFAULT_REPRESENTATIONS[m]) for m in self.modalities}
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.samples[i]
+
+
+@register_dataset("bag")
+def _from_config(path: str | None, split: str, cfg: Any) -> BagDataset:
+    if not path:
+        raise ValueError("bag data needs a path: --data bag:PATH (a bag or a folder of bags)")
+    mods = tuple(m for m in cfg.model.modalities if m in INPUT_TOPICS)
+    return BagDataset(path, split, mods)
