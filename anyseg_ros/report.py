@@ -150,6 +150,14 @@ def plots(out: Path, report: Mapping[str, Any], frames: Sequence[FrameResult],
             on = [ti for ti, f in zip(t, frames, strict=True) if m in f.modalities]
             ax2.scatter(on, [row] * len(on), s=4, marker="|")
         ax2.set_yticks(range(len(MODALITIES)), MODALITIES)
+        # Outages are on the bag's time line, frames on the first frame's: near enough to shade.
+        for m, spans in report.get("outages", {}).items():
+            for a, b in spans:
+                for ax in (ax1, ax2):
+                    ax.axvspan(a, b, color="0.85", zorder=0)
+                ax2.text(
+                    (a + b) / 2, MODALITIES.index(m) + 0.3, f"{m} out", ha="center", fontsize=8
+                )
         ax2.set_xlabel("time (s)")
         fig.tight_layout()
         fig.savefig(out / "miou_over_time.png", dpi=100)
