@@ -1,12 +1,35 @@
-"""anyseg_model: the anymodal segmentor (PyTorch + numpy only; no ROS)."""
+"""anyseg_model: the anymodal segmentor (PyTorch + numpy only; no ROS).
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .inference import Prediction, Segmentor
-from .modalities import MODALITIES, Modality, all_subsets, parse_subset, subset_name
-from .model import AnySegModel, Features, create_model, list_models
+Names are imported on first use, so the torch-free parts (``anyseg_model.modalities``,
+``classes``, ``representations``) load without paying for torch.
+"""
 
-__all__ = [
-    "MODALITIES", "AnySegModel", "CheckpointError", "Features", "Modality", "Prediction",
-    "Segmentor", "all_subsets", "create_model", "list_models", "load_checkpoint",
-    "parse_subset", "save_checkpoint", "subset_name",
-]  # fmt: skip
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "CheckpointError": ".checkpoint",
+    "load_checkpoint": ".checkpoint",
+    "save_checkpoint": ".checkpoint",
+    "Prediction": ".inference",
+    "Segmentor": ".inference",
+    "MODALITIES": ".modalities",
+    "Modality": ".modalities",
+    "all_subsets": ".modalities",
+    "parse_subset": ".modalities",
+    "subset_name": ".modalities",
+    "AnySegModel": ".model",
+    "Features": ".model",
+    "create_model": ".model",
+    "list_models": ".model",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

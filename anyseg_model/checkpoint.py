@@ -51,7 +51,10 @@ def _plain(value: Any, where: str) -> Any:
     if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
         return value
     if isinstance(value, Mapping):
-        return {str(k): _plain(v, f"{where}.{k}") for k, v in value.items()}
+        # int keys stay ints (an optimizer's state is keyed by parameter index)
+        return {
+            k if isinstance(k, int) else str(k): _plain(v, f"{where}.{k}") for k, v in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, Path):

@@ -17,9 +17,16 @@ import torch.nn.functional as F
 from .modalities import canonical
 from .representations import LidarScan, Representation
 
-# Dense images interpolate; sparse or categorical ones (projected LiDAR, event counts, depth with
-# holes) keep their samples: averaging a hole with a hit invents geometry.
-_SMOOTH = {"rgb", "image"}
+
+def is_dense(modality: str, representation: Representation | str | None = None) -> bool:
+    """Whether an input resamples as a dense image (bilinear) or keeps its samples (nearest).
+
+    RGB is dense. Depth is dense only as a pre-rendered PNG (DELIVER's HHA or depth image); metric
+    depth has holes, and averaging a hole with a hit invents geometry. Events and projected LiDAR
+    are sparse whatever their encoding. Training and the node resize by this one rule.
+    """
+    name = representation.name if isinstance(representation, Representation) else representation
+    return modality == "rgb" or (modality == "depth" and name == "image")
 
 
 def reference_size(arrays: Mapping[str, Any]) -> tuple[int, int]:
@@ -69,5 +76,5 @@ def to_batch(
     out = {}
     for m, x in encode(arrays, representations).items():
         t = torch.from_numpy(x).unsqueeze(0).to(device)
-        out[m] = resize(t, size, representations[m].name in _SMOOTH)
+        out[m] = resize(t, size, is_dense(m, representations[m]))
     return out

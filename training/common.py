@@ -17,11 +17,12 @@ from typing import Any
 import torch.distributed as dist
 
 from anyseg_model.metrics import SubsetScores
+from anyseg_model.preprocess import is_dense
 from anyseg_model.representations import IMAGENET_MEAN, IMAGENET_STD, Representation
 
 from .config import Config, ConfigError, load_config, save_config, to_dict
 from .data.registry import EncodedDataset, build_raw
-from .data.transforms import EvalTransform, JointTransform, is_dense
+from .data.transforms import EvalTransform, JointTransform
 from .engine import Runtime, setup_runtime
 
 

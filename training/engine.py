@@ -254,11 +254,6 @@ def save_training_state(path: str | Path, model: nn.Module, *, optimizer, schedu
     )
 
 
-def _int_keys(opt_state: dict) -> dict:
-    """save_checkpoint stores dict keys as strings; the optimizer indexes its state by int."""
-    return {**opt_state, "state": {int(k): v for k, v in opt_state["state"].items()}}
-
-
 def load_training_state(path: str | Path, model: nn.Module, *, optimizer, scheduler, sampler=None,
                         scaler=None) -> tuple[int, int]:  # fmt: skip
     """Restore a :func:`save_training_state` file in place; returns (epoch done, global step)."""
@@ -267,7 +262,7 @@ def load_training_state(path: str | Path, model: nn.Module, *, optimizer, schedu
     if "optimizer" not in extra:
         raise ValueError(f"{path} holds no training state (optimizer, RNG); it cannot be resumed")
     unwrap(model).load_state_dict(data["state_dict"])
-    optimizer.load_state_dict(_int_keys(extra["optimizer"]))
+    optimizer.load_state_dict(extra["optimizer"])
     scheduler.load_state_dict(extra["scheduler"])
     if sampler is not None and "sampler" in extra:
         sampler.load_state_dict(extra["sampler"])

@@ -62,3 +62,10 @@ def test_the_boundary_check_can_fail():
     """Sanity: with rclpy blocked, importing it really fails in the subprocess."""
     r = _run(BLOCK_RCLPY + "import rclpy")
     assert r.returncode != 0 and "rclpy" in r.stderr
+
+
+def test_torch_free_parts_load_without_torch():
+    """Tools that only need names, classes or representations do not pay for torch."""
+    mods = ["anyseg_model.modalities", "anyseg_model.classes", "anyseg_model.representations"]
+    r = _run(f"import sys\nfor m in {mods!r}: __import__(m)\nprint('torch' in sys.modules)")
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr

@@ -156,3 +156,15 @@ def test_save_is_atomic_and_rejects_non_plain_meta(tmp_path):
     with pytest.raises(ValueError, match="3 classes but got 2 names"):
         save_checkpoint(model, path, classes=["a", "b"])
     assert load_checkpoint(path).classes == ("class_0", "class_1", "class_2")
+
+
+def test_int_keys_survive_the_round_trip(tmp_path):
+    """An optimizer's state is keyed by parameter index; resuming needs those ints back."""
+    model = create_model("anyseg_tiny", num_classes=3, modalities=("rgb",))
+    opt = torch.optim.AdamW(model.parameters())
+    model({"rgb": torch.randn(1, 3, 32, 32)}).mean().backward()
+    opt.step()
+    save_checkpoint(model, tmp_path / "m.pt", extra={"optimizer": opt.state_dict()})
+    state = read_checkpoint(tmp_path / "m.pt")["extra"]["optimizer"]
+    assert set(state["state"]) == set(opt.state_dict()["state"]) and all(isinstance(k, int) for k in state["state"])
+    torch.optim.AdamW(model.parameters()).load_state_dict(state)

@@ -154,3 +154,16 @@ def test_projection_is_computed_once_per_scan():
     encode_lidar(scan)
     assert scan.projection is first
     np.testing.assert_array_equal(first.depth, project_lidar(scan).depth)
+
+
+def test_resizing_keeps_sparse_inputs_sparse():
+    """A pre-rendered LiDAR image (representation 'image') resizes like projected LiDAR: nearest,
+    so a hit never smears into its empty neighbours; RGB and depth PNGs interpolate."""
+    from anyseg_model.preprocess import to_batch
+
+    img = np.zeros((8, 8, 3), np.uint8)
+    img[::2, ::2] = 255
+    reps = {m: Representation("image") for m in ("depth", "lidar")}
+    out = to_batch({"depth": img, "lidar": img}, reps, size=(12, 12))
+    assert set(np.unique(out["lidar"].numpy())) <= {0.0, 1.0}
+    assert len(np.unique(out["depth"].numpy())) > 2

@@ -161,7 +161,8 @@ def test_encoded_dataset_uses_the_node_encoding_and_is_deterministic(synth):
     for m in synth.modalities:
         assert torch.equal(s["inputs"][m], torch.from_numpy(want[m]))
     assert s["available"].all() and s["label"].dtype == torch.int64
-    from training.data.transforms import JointTransform, is_dense
+    from anyseg_model.preprocess import is_dense
+    from training.data.transforms import JointTransform
 
     tf = JointTransform((32, 40), {m: is_dense(m, r) for m, r in synth.representations().items()})
     aug = EncodedDataset(synth, tf, cache=True, seed=1)

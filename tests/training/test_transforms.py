@@ -3,8 +3,9 @@ sparse (nearest), RGB-only photometric changes, padding 0 / 255, determinism per
 
 import torch
 
+from anyseg_model.preprocess import is_dense
 from anyseg_model.representations import Representation
-from training.data.transforms import EvalTransform, JointTransform, gaussian_blur3, is_dense
+from training.data.transforms import EvalTransform, JointTransform, gaussian_blur3
 
 MODS = ("rgb", "depth", "event", "lidar")
 DENSE = {m: is_dense(m, r) for m, r in

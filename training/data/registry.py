@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from anyseg_model.preprocess import encode
+from anyseg_model.preprocess import encode, is_dense
 from anyseg_model.representations import Representation
 
-from .transforms import _resize, is_dense, resize_label
+from .transforms import _resize, resize_label
 
 
 class RawDataset(Protocol):

@@ -26,21 +26,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from anyseg_model.classes import IGNORE_INDEX
-from anyseg_model.representations import IMAGENET_MEAN, IMAGENET_STD, Representation
+from anyseg_model.representations import IMAGENET_MEAN, IMAGENET_STD
 
 Sample = dict  # {"inputs": {m: (3, H, W) float}, "label": (H, W) int64, "available": (M,) bool}
-
-
-def is_dense(modality: str, representation: Representation | str | None = None) -> bool:
-    """Whether a modality's input is a dense image (bilinear) or sparse/categorical (nearest).
-
-    RGB is dense. Depth is dense only as a pre-rendered PNG (DELIVER's HHA or depth image); metric
-    depth has holes. Events and projected LiDAR are always sparse, whatever their encoding.
-    """
-    name = representation.name if isinstance(representation, Representation) else representation
-    if modality == "rgb":
-        return True
-    return modality == "depth" and name == "image"
 
 
 def _uniform(g: torch.Generator, lo: float, hi: float) -> float:
@@ -83,7 +71,7 @@ def gaussian_blur3(x: Tensor, sigma: float) -> Tensor:
 class JointTransform:
     """Training augmentation; ``__call__(sample, generator)`` returns a new sample of ``size``.
 
-    dense: modality -> bool (see :func:`is_dense`). rgb_mean/std: the RGB representation's
+    dense: modality -> bool (see :func:`anyseg_model.preprocess.is_dense`). rgb_mean/std: the RGB representation's
     normalisation, to jitter colours in [0, 1] space.
     """
 
