@@ -13,9 +13,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from anyseg_model.checkpoint import save_checkpoint
 from anyseg_model.model import AnySegModel
 
-from .common import DataBundle, subset_list
+from .common import DataBundle, subset_list, write_scores
 from .config import Config
 from .engine import (
     Runtime,
@@ -154,3 +155,18 @@ def validate(
     which = subset_list(subsets or cfg.run.eval_subsets, model.modalities)
     return evaluate_subsets(model, loader, data.classes, rt.device, subsets=which, amp_dtype=amp_dtype,
                             show=rt.is_main, desc="val")  # fmt: skip
+
+
+def finish_run(cfg: Config, rt: Runtime, model: AnySegModel, data: DataBundle, out: Path, meta: dict[str, Any],
+               result: FitResult, role: str) -> dict:  # fmt: skip
+    """After training: score every modality subset on the validation split, write eval.json and
+    the final checkpoint ``<out>/<role>.pt`` (no optimizer state), print the table."""
+    scores = validate(cfg, rt, model, data, amp_settings(rt.device, cfg.run.amp)[0], subsets="all")
+    summary = write_scores(scores, out, extra={"role": role, "train_seconds": round(result.seconds, 1),
+                                               "train_images_per_s": round(result.images_per_s, 2)})  # fmt: skip
+    path = out / f"{role}.pt"
+    save_checkpoint(model, path, **data.describe(),
+                    **dict(meta, steps=result.steps, epochs=result.epochs, val_mean_miou=summary["mean_miou"]))  # fmt: skip
+    print(scores.table())
+    print(f"{role}: {path}  mean mIoU over subsets {summary['mean_miou']}")
+    return summary

@@ -22,10 +22,10 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import torch  # noqa: E402
 from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: E402
 
-from anyseg_model import create_model, save_checkpoint  # noqa: E402
-from training.common import base_parser, build_data, prepare_run, run_meta, write_scores  # noqa: E402
-from training.engine import amp_settings, cleanup_runtime  # noqa: E402
-from training.loop import fit, validate  # noqa: E402
+from anyseg_model import create_model  # noqa: E402
+from training.common import base_parser, build_data, prepare_run, run_meta  # noqa: E402
+from training.engine import cleanup_runtime  # noqa: E402
+from training.loop import finish_run, fit  # noqa: E402
 from training.tasks import TeacherTask  # noqa: E402
 
 
@@ -66,16 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     if rt.is_main and result.finished:
-        # Final model (no optimizer state) and its score on every modality subset.
-        scores = validate(
-            cfg, rt, model, data, amp_settings(rt.device, cfg.run.amp)[0], subsets="all"
-        )
-        summary = write_scores(scores, out, extra={"role": "teacher", "train_seconds": round(result.seconds, 1),
-                                                   "train_images_per_s": round(result.images_per_s, 2)})  # fmt: skip
-        save_checkpoint(model, out / "teacher.pt", **data.describe(),
-                        **dict(meta, steps=result.steps, epochs=result.epochs, val_mean_miou=summary["mean_miou"]))  # fmt: skip
-        print(scores.table())
-        print(f"teacher: {out / 'teacher.pt'}  mean mIoU over subsets {summary['mean_miou']}")
+        finish_run(cfg, rt, model, data, out, meta, result, "teacher")
     cleanup_runtime(rt)
     return 0
 
