@@ -23,7 +23,7 @@ from anyseg_model import CheckpointError, Segmentor
 
 from .bag import LABELS_TOPIC, BagError, find_calibration, parse_drop, read_bag
 from .core.settings import PARAMETER_NAMES, Settings, SettingsError
-from .evaluation import match_ground_truth, run_offline, score
+from .evaluation import run_offline
 from .report import build_report, outage_timeline, write_report
 
 
@@ -101,26 +101,33 @@ def evaluate(
     on_line(f"{mode} run of {bag_path} ({len(bag.records)} messages)")
 
     failed = False
+    tolerance_ns = int(tolerance_ms * 1e6)
     if mode == "offline":
-        run = run_offline(bag, segmentor.predict, settings, windows, labels_topic)
-        frames, ground_truth, dropped = run.frames, run.ground_truth, 0
+        run = run_offline(
+            bag, segmentor.predict, settings, segmentor.classes, windows, labels_topic, tolerance_ns
+        )
+        frames, scorer, dropped = run.frames, run.scorer, 0
         outages = outage_timeline(run.health_events, run.duration_s)
         extra = {"decode_errors": run.decode_errors, "sync_drops": run.sync_drops}
     elif mode == "live":
         from .live import NodeFailed, run_live
 
         try:
-            live = run_live(bag, settings, windows, rate, labels_topic, values, segmentor.classes,
-                            int(tolerance_ms * 1e6), on_line)  # fmt: skip
+            live = run_live(
+                bag,
+                settings,
+                windows,
+                rate,
+                labels_topic,
+                values,
+                segmentor.classes,
+                tolerance_ns,
+                on_line,
+            )
         except NodeFailed as e:
             on_line(f"node failed: {e}")
             return Evaluation({}, [], "", node_failed=True)
-        frames, ground_truth, dropped, outages = (
-            live.frames,
-            live.ground_truth,
-            live.dropped,
-            live.outages,
-        )
+        frames, scorer, dropped, outages = live.frames, live.scorer, live.dropped, live.outages
         extra = {
             "node_exit_code": live.exit_code,
             "node_frames": live.node_frames,
@@ -129,13 +136,11 @@ def evaluate(
         failed = live.exit_code != 0
     else:
         raise ValueError(f"mode must be offline or live, got {mode!r}")
-    pairs = match_ground_truth(frames, ground_truth, int(tolerance_ms * 1e6))
-    scores, per_frame = score(pairs, segmentor.classes)
     meta = {"bag": str(bag_path), "mode": mode, "checkpoint": str(checkpoint), "drops": list(drops),
             "bag_error": bag.error, **extra}  # fmt: skip
-    report = build_report(frames, scores.to_dict(), per_frame, meta, outages, dropped)
-    written = write_report(out, report, frames, per_frame, segmentor.palette)
-    return Evaluation(report, written, scores.table(), failed)
+    report = build_report(frames, scorer.scores.to_dict(), scorer.per_frame, meta, outages, dropped)
+    written = write_report(out, report, frames, scorer.per_frame, segmentor.palette)
+    return Evaluation(report, written, scorer.scores.table(), failed)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

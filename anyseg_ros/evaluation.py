@@ -59,13 +59,16 @@ class BagWalk:
     """
 
     def __init__(self, bag: BagContents, settings: Settings, drops: Sequence[DropWindow] = (),
-                 labels_topic: str = LABELS_TOPIC) -> None:  # fmt: skip
+                 labels_topic: str = LABELS_TOPIC,
+                 on_ground_truth: Callable[[int, np.ndarray], None] | None = None) -> None:  # fmt: skip
         self.bag, self.settings, self.drops = bag, settings, list(drops)
         self.labels_topic = "/" + labels_topic.lstrip("/")
         self.sync = synchronizer(settings)
         self.pipeline = Pipeline(settings, palette=[])  # palette: only for outputs, not built here
         self.start_ns = bag.records[0].log_ns if bag.records else 0
+        # Ground truth by stamp, unless a consumer takes it as it comes (bounded memory).
         self.ground_truth: dict[int, np.ndarray] = {}
+        self.on_ground_truth = on_ground_truth or self.ground_truth.__setitem__
         self.health_events: list[tuple[float, str, str]] = []  # (t_s, modality, state)
 
     @property
@@ -92,7 +95,7 @@ class BagWalk:
         try:
             if rec.topic == self.labels_topic:
                 msg = deserialize(rec)
-                self.ground_truth[stamp_ns(msg.header)] = decode_image(msg, allowed=("mono8",))
+                self.on_ground_truth(stamp_ns(msg.header), decode_image(msg, allowed=("mono8",)))
             elif rec.topic == "/" + CAMERA_INFO_TOPIC:
                 self.pipeline.set_camera_info(deserialize(rec))
             elif modality in self.settings.modalities and not dropped(
@@ -116,10 +119,60 @@ class BagWalk:
                 self.health_events.append(((ev.now_ns - self.start_ns) * 1e-9, ev.modality, ev.new))
 
 
+class Scorer:
+    """Scores frames against ground-truth labels as both arrive, in either order.
+
+    A frame is paired with the ground truth nearest its stamp within ``tolerance_ns`` (an
+    RGB-anchored frame has the labels' own stamp; one anchored on another sensor pairs with the
+    nearest camera frame). It is decided once ground truth has arrived past the frame's stamp +
+    tolerance, so the nearest is exact, then the frame's label image is let go (frames kept for
+    overlays keep theirs). Only the newest ``keep`` ground-truth images are held: a long
+    recording is scored in bounded memory.
+    """
+
+    def __init__(self, classes: Sequence[str], tolerance_ns: int, keep: int = 256) -> None:
+        self.scores = SubsetScores(classes)
+        self.per_frame: dict[int, float] = {}  # stamp -> that frame's own mIoU (%)
+        self.tolerance_ns, self.keep = tolerance_ns, keep
+        self._gt: dict[int, np.ndarray] = {}  # insertion (arrival) order
+        self._newest = -1
+        self._pending: list[FrameResult] = []
+
+    def add_ground_truth(self, stamp: int, labels: np.ndarray) -> None:
+        self._gt[stamp] = labels
+        self._newest = max(self._newest, stamp)
+        while len(self._gt) > self.keep:
+            del self._gt[next(iter(self._gt))]
+        self._pending = [f for f in self._pending if not self._try(f)]
+
+    def add_frame(self, frame: FrameResult) -> None:
+        if frame.labels is not None and not self._try(frame):
+            self._pending.append(frame)
+
+    def finish(self) -> None:
+        """No more ground truth will come: decide every frame still waiting."""
+        for f in self._pending:
+            self._try(f, final=True)
+        self._pending = []
+
+    def _try(self, f: FrameResult, final: bool = False) -> bool:
+        if not final and self._newest < f.stamp_ns + self.tolerance_ns:
+            return False  # a nearer ground truth may still come (stamps arrive in order)
+        s = nearest_stamp(np.array(sorted(self._gt), dtype=np.int64), f.stamp_ns, self.tolerance_ns)
+        if s is not None and self._gt[s].shape == f.labels.shape:
+            self.scores.add(subset_name(f.modalities), f.labels, self._gt[s])
+            self.per_frame[f.stamp_ns] = 100.0 * miou(
+                confusion_matrix(f.labels, self._gt[s], len(self.scores.classes))
+            )
+        if f.image is None:
+            f.labels = None  # scored (or never will be): the label image is not needed any more
+        return True
+
+
 @dataclass
 class OfflineRun:
     frames: list[FrameResult]
-    ground_truth: dict[int, np.ndarray]
+    scorer: Scorer
     decode_errors: dict[str, int] = field(default_factory=dict)
     sync_drops: dict[str, int] = field(default_factory=dict)
     health_events: list[tuple[float, str, str]] = field(
@@ -132,13 +185,16 @@ def run_offline(
     bag: BagContents,
     predict: Callable[[dict[str, Any]], Any],
     settings: Settings,
+    classes: Sequence[str],
     drops: Sequence[DropWindow] = (),
     labels_topic: str = LABELS_TOPIC,
+    tolerance_ns: int = 30_000_000,
     keep_images: int = 4,
 ) -> OfflineRun:
-    """Play ``bag`` through the node's decode + sync with the node's ``settings``, then
-    ``predict`` (``Segmentor.predict``) each frame set; no DDS, the bag's log time is the clock."""
-    walk = BagWalk(bag, settings, drops, labels_topic)
+    """Play ``bag`` through the node's decode + sync with the node's ``settings``, ``predict``
+    (``Segmentor.predict``) each frame set and score it; no DDS, the bag's log time is the clock."""
+    scorer = Scorer(classes, tolerance_ns)
+    walk = BagWalk(bag, settings, drops, labels_topic, on_ground_truth=scorer.add_ground_truth)
     frames = []
     for fs, arrays in walk:
         t = time.perf_counter()
@@ -148,35 +204,8 @@ def run_offline(
         frames.append(
             FrameResult(fs.stamp_ns, fs.anchor, pred.modalities, pred.labels, None, elapsed, image)
         )
+        scorer.add_frame(frames[-1])
+    scorer.finish()
     sync_drops = {k: v for k, v in walk.sync.drops.items() if v}
-    return OfflineRun(frames, walk.ground_truth, walk.pipeline.error_counts(), sync_drops,
-                      walk.health_events, walk.duration_s)  # fmt: skip
-
-
-def match_ground_truth(
-    frames: Sequence[FrameResult], ground_truth: dict[int, np.ndarray], tolerance_ns: int
-) -> list[tuple[FrameResult, np.ndarray]]:
-    """Pair each frame with the ground-truth labels nearest in stamp, within ``tolerance_ns``.
-
-    An RGB-anchored frame has the labels' own stamp; a frame anchored on another sensor (RGB
-    dropped) is paired with the camera frame nearest in time.
-    """
-    stamps = np.array(sorted(ground_truth), dtype=np.int64)
-    pairs = []
-    for f in frames:
-        s = nearest_stamp(stamps, f.stamp_ns, tolerance_ns) if f.labels is not None else None
-        if s is not None and ground_truth[s].shape == f.labels.shape:
-            pairs.append((f, ground_truth[s]))
-    return pairs
-
-
-def score(
-    pairs: Sequence[tuple[FrameResult, np.ndarray]], classes: Sequence[str]
-) -> tuple[SubsetScores, dict[int, float]]:
-    """Per-subset confusion matrices, and each scored frame's own mIoU by stamp (for plots)."""
-    scores = SubsetScores(classes)
-    per_frame = {}
-    for f, gt in pairs:
-        scores.add(subset_name(f.modalities), f.labels, gt)
-        per_frame[f.stamp_ns] = 100.0 * miou(confusion_matrix(f.labels, gt, len(classes)))
-    return scores, per_frame
+    return OfflineRun(frames, scorer, walk.pipeline.error_counts(), sync_drops, walk.health_events,
+                      walk.duration_s)  # fmt: skip

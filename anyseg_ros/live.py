@@ -26,13 +26,13 @@ from typing import Any
 import numpy as np
 import yaml
 
-from anyseg_model.metrics import SubsetScores, miou
+from anyseg_model.metrics import miou
 from anyseg_model.modalities import subset_name
 
 from .bag import BagContents, DropWindow
 from .core.decode import decode_image, stamp_ns
 from .core.settings import PARAMETER_NAMES, Settings
-from .evaluation import FrameResult
+from .evaluation import FrameResult, Scorer
 from .localdds import kill, start
 from .pipeline import INPUT_TOPICS, OUTPUT_TOPICS
 from .replay import Replayer
@@ -42,7 +42,7 @@ from .report import outage_timeline
 @dataclass
 class LiveRun:
     frames: list[FrameResult]
-    ground_truth: dict[int, np.ndarray]
+    scorer: Scorer
     dropped: int  # frame sets the node skipped while busy + frames it published that never arrived
     outages: dict[str, list[list[float]]]
     exit_code: int | None
@@ -76,7 +76,6 @@ class Monitor:
     tolerance_ns: int
     keep_images: int = 4
     frames: list[FrameResult] = field(default_factory=list)
-    ground_truth: dict[int, np.ndarray] = field(default_factory=dict)
     health_events: list[tuple[int, str, str]] = field(
         default_factory=list
     )  # (wall ns, sensor, state)
@@ -87,7 +86,7 @@ class Monitor:
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
-        self.scores = SubsetScores(self.classes)
+        self.scorer = Scorer(self.classes, self.tolerance_ns)
         self._info: dict[int, dict] = {}
         self._labels: dict[int, tuple[int, np.ndarray]] = {}
         self._images: dict[int, np.ndarray] = {}
@@ -106,8 +105,9 @@ class Monitor:
             self._join()
 
     def on_ground_truth(self, msg) -> None:
+        labels = decode_image(msg, allowed=("mono8",))
         with self.lock:
-            self.ground_truth[stamp_ns(msg.header)] = decode_image(msg, allowed=("mono8",))
+            self.scorer.add_ground_truth(stamp_ns(msg.header), labels)
 
     def on_image(self, msg) -> None:
         with self.lock:
@@ -149,15 +149,7 @@ class Monitor:
                 image,
             )
             self.frames.append(f)
-            gt = self._nearest_ground_truth(stamp)
-            if gt is not None and gt.shape == labels.shape:
-                self.scores.add(mods, labels, gt)
-
-    def _nearest_ground_truth(self, stamp: int) -> np.ndarray | None:
-        if stamp in self.ground_truth:
-            return self.ground_truth[stamp]
-        near = [s for s in self.ground_truth if abs(s - stamp) <= self.tolerance_ns]
-        return self.ground_truth[min(near, key=lambda s: abs(s - stamp))] if near else None
+            self.scorer.add_frame(f)
 
     def status_line(self, t_s: float) -> str:
         with self.lock:
@@ -165,10 +157,9 @@ class Monitor:
                                for m in INPUT_TOPICS)  # fmt: skip
             recent = [f.latency_ms for f in self.frames[-20:]]
             last = subset_name(self.frames[-1].modalities) if self.frames else "-"
-            d = self.scores.to_dict()
-            running = (
-                miou(sum(self.scores.conf.values())) * 100 if self.scores.conf else float("nan")
-            )
+            scores = self.scorer.scores
+            d = scores.to_dict()
+            running = miou(sum(scores.conf.values())) * 100 if scores.conf else float("nan")
         lat = f"{np.median(recent):.0f} ms" if recent else "-"
         return (f"[{t_s:5.1f} s] {sensors} | anchor {self.anchor or '-'} | last {last} | frames {len(self.frames)}"
                 f" | latency p50 {lat} | mIoU running {running:.1f} (mean over subsets {d['mean_miou']})")  # fmt: skip
@@ -262,14 +253,16 @@ def run_live(
         executor.shutdown()
         rclpy.try_shutdown(context=ctx)
         log.close()
-    # Back onto the bag's own stamps, so live frames compare with offline ones and ground truth.
+    scorer = monitor.scorer
+    scorer.finish()
+    # Back onto the bag's own stamps, so live frames compare with offline ones.
     for f in monitor.frames:
         f.stamp_ns = replayer.to_bag_stamp(f.stamp_ns)
-    ground_truth = {replayer.to_bag_stamp(s): gt for s, gt in monitor.ground_truth.items()}
+    scorer.per_frame = {replayer.to_bag_stamp(s): v for s, v in scorer.per_frame.items()}
     bag_s = bag.records[-1].log_ns * 1e-9 - bag.records[0].log_ns * 1e-9 if bag.records else 0.0
     events = [((t - wall0) * 1e-9 * rate, m, state) for t, m, state in monitor.health_events]
     lost = max(0, monitor.node_frames - len(monitor.frames))
-    return LiveRun(monitor.frames, ground_truth, monitor.busy_drops + lost,
+    return LiveRun(monitor.frames, scorer, monitor.busy_drops + lost,
                    outage_timeline(events, bag_s), exit_code, _tail(workdir / "node.log"), monitor.node_frames)  # fmt: skip
 
 

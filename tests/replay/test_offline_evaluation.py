@@ -7,7 +7,7 @@ import pytest
 
 from anyseg_ros.bag import BagError, parse_drop, read_bag
 from anyseg_ros.core.settings import Settings
-from anyseg_ros.evaluation import match_ground_truth, run_offline, score
+from anyseg_ros.evaluation import FrameResult, Scorer, run_offline
 
 from .bagtools import camera_info, image, write_bag
 
@@ -41,6 +41,9 @@ def tiny_bag(tmp_path_factory):
     return write_bag(tmp_path_factory.mktemp("bag") / "tiny", msgs)
 
 
+CLASSES = ["zero", "one"]
+
+
 def settings(modalities):
     values = {
         "checkpoint": "unused.pt",
@@ -64,19 +67,16 @@ def fake_predict(arrays):
 def test_offline_run_scores_subsets_by_hand(tiny_bag):
     bag = read_bag(tiny_bag)
     assert bag.error is None and len(bag.records) == 61
-    run = run_offline(
-        bag, fake_predict, settings(["rgb", "depth"]), drops=[parse_drop("rgb:0.3-0.6")]
-    )
+    run = run_offline(bag, fake_predict, settings(["rgb", "depth"]), CLASSES, drops=[parse_drop("rgb:0.3-0.6")],
+                      tolerance_ns=10 * MS)  # fmt: skip
     used = [f.modalities for f in run.frames]
     assert len(run.frames) == 20  # one frame per depth/rgb pair, RGB-less ones anchored on depth
     assert used.count(("rgb", "depth")) + used.count(("depth",)) == 20
     assert used.count(("depth",)) == 6  # stamps 0.30 .. 0.55 s have no RGB
     assert {f.anchor for f in run.frames if f.modalities == ("depth",)} == {"depth"}
 
-    pairs = match_ground_truth(run.frames, run.ground_truth, tolerance_ns=10 * MS)
-    assert len(pairs) == 20
-    scores, per_frame = score(pairs, ["zero", "one"])
-    d = scores.to_dict()
+    assert len(run.scorer.per_frame) == 20  # every frame paired with its labels
+    d = run.scorer.scores.to_dict()
     # rgb+depth: predicts 1 everywhere. Per frame 47 valid pixels: 23 class 0 (one ignored), 24 class 1.
     # IoU(0) = 0, IoU(1) = 24 / 47. depth alone: predicts 0: IoU(0) = 23 / 47, IoU(1) = 0.
     assert d["subsets"]["rgb+depth"]["per_class_iou"] == {
@@ -85,7 +85,6 @@ def test_offline_run_scores_subsets_by_hand(tiny_bag):
     }
     assert d["subsets"]["depth"]["per_class_iou"] == {"zero": round(100 * 23 / 47, 2), "one": 0.0}
     assert d["subsets"]["depth"]["pixels"] == 6 * 47
-    assert len(per_frame) == 20
     # The RGB outage shows in the health events: stale after the timeout, alive on return.
     # (After the recording ends every sensor goes stale too; that is not part of the run.)
     rgb_events = [state for t, m, state in run.health_events if m == "rgb" and t <= run.duration_s]
@@ -93,10 +92,35 @@ def test_offline_run_scores_subsets_by_hand(tiny_bag):
 
 
 def test_ground_truth_matching_tolerance(tiny_bag):
-    run = run_offline(read_bag(tiny_bag), fake_predict, settings(["depth"]))
-    assert all(f.anchor == "depth" for f in run.frames)  # depth is 2 ms after each label
-    assert len(match_ground_truth(run.frames, run.ground_truth, tolerance_ns=1 * MS)) == 0
-    assert len(match_ground_truth(run.frames, run.ground_truth, tolerance_ns=3 * MS)) == 20
+    """Depth-anchored frames are 2 ms off their labels: paired within 3 ms, not within 1 ms."""
+    for tolerance_ms, scored in ((1, 0), (3, 20)):
+        run = run_offline(
+            read_bag(tiny_bag),
+            fake_predict,
+            settings(["depth"]),
+            CLASSES,
+            tolerance_ns=tolerance_ms * MS,
+        )
+        assert all(f.anchor == "depth" for f in run.frames) and len(run.frames) == 20
+        assert len(run.scorer.per_frame) == scored
+
+
+def test_scorer_pairs_either_order_exactly_and_forgets():
+    gt0, gt1 = np.zeros((2, 2), np.uint8), np.ones((2, 2), np.uint8)
+    scorer = Scorer(CLASSES, tolerance_ns=30 * MS, keep=2)
+    frame = FrameResult(T0 + 20 * MS, "depth", ("depth",), gt1.copy())
+    scorer.add_ground_truth(T0, gt0)  # 20 ms away: within tolerance, but a nearer one may come
+    scorer.add_frame(frame)
+    assert not scorer.per_frame and frame.labels is not None  # undecided, labels kept
+    scorer.add_ground_truth(T0 + 50 * MS, gt1)  # 30 ms away: gt0 stays nearest, none nearer can come
+    assert scorer.per_frame == {T0 + 20 * MS: 0.0} and frame.labels is None  # decided, let go
+    late = FrameResult(T0 + 45 * MS, "rgb", ("rgb",), gt1.copy())
+    scorer.add_frame(late)
+    scorer.finish()  # no more ground truth: the nearest known (T0 + 50 ms) it is
+    assert scorer.per_frame[T0 + 45 * MS] == 100.0
+    for k in range(5):
+        scorer.add_ground_truth(T0 + k * 100 * MS, gt0)
+    assert len(scorer._gt) == 2  # bounded memory
 
 
 def test_truncated_bag_gives_the_readable_part_and_the_reason(tmp_path):
@@ -115,7 +139,7 @@ def test_truncated_bag_gives_the_readable_part_and_the_reason(tmp_path):
     assert bag.error is not None and "stopped" in bag.error
     assert 0 < len(bag.records) < 40
     assert [r.log_ns for r in bag.records] == [T0 + i * MS for i in range(len(bag.records))]
-    run = run_offline(bag, fake_predict, settings(["rgb"]))
+    run = run_offline(bag, fake_predict, settings(["rgb"]), CLASSES)
     assert len(run.frames) == len(bag.records)  # the readable part is evaluated
 
 
