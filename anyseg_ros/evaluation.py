@@ -1,10 +1,10 @@
 """Evaluation of a recorded bag: frames the node produced (offline or live) scored per subset.
 
-Offline mode runs the node's own path with no DDS: decode each message, push it into the
-:class:`~anyseg_ros.core.sync.ModalitySynchronizer` with the bag's log time as the clock, assemble
-each frame set into model inputs (the node's :class:`~anyseg_ros.pipeline.Pipeline`) and predict. It is deterministic for a given bag, schedule and
-checkpoint. Live mode (``anyseg_ros.live``) produces the same :class:`FrameResult` rows from the
-real node's outputs, so both are scored and reported by the same code.
+Offline mode runs the node's own path with no DDS (:class:`BagWalk`): decode each message, push
+it into the synchroniser with the bag's log time as the clock, assemble each frame set into model
+inputs with the node's :class:`~anyseg_ros.pipeline.Pipeline`, and predict. It is deterministic
+for a given bag, schedule and checkpoint. Live mode (``anyseg_ros.live``) produces the same
+:class:`FrameResult` rows from the real node's outputs; one :class:`Scorer` scores both.
 """
 
 from __future__ import annotations
