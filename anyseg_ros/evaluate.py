@@ -76,6 +76,7 @@ def evaluate(
     device: str = "auto",
     rate: float = 1.0,
     tolerance_ms: float = 30.0,
+    export_ply: int = 0,
     on_line: Callable[[str], None] = print,
 ) -> Evaluation:
     """Evaluate ``checkpoint`` on a bag in ``mode`` and write the report into ``out``.
@@ -103,15 +104,18 @@ def evaluate(
     failed = False
     tolerance_ns = int(tolerance_ms * 1e6)
     if mode == "offline":
-        run = run_offline(
-            bag, segmentor.predict, settings, segmentor.classes, windows, labels_topic, tolerance_ns
-        )
+        run = run_offline(bag, segmentor.predict, settings, segmentor.classes, windows, labels_topic,
+                          tolerance_ns, keep_clouds=export_ply)  # fmt: skip
         frames, scorer, dropped = run.frames, run.scorer, 0
         outages = outage_timeline(run.health_events, run.duration_s)
         extra = {"decode_errors": run.decode_errors, "sync_drops": run.sync_drops}
     elif mode == "live":
         from .live import NodeFailed, run_live
 
+        if export_ply:
+            raise ValueError(
+                "--export-ply works in offline mode (the node's segmentation/points carries the same)"
+            )
         try:
             live = run_live(
                 bag,
@@ -163,6 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--device", default="auto")
     ap.add_argument("--rate", type=float, default=1.0, help="live mode: replay speed")
+    ap.add_argument("--export-ply", type=int, default=0, metavar="N",
+                    help="offline: write the labelled LiDAR clouds of the first N frames as DIR/clouds/*.ply")  # fmt: skip
     ap.add_argument("--match-tolerance-ms", type=float, default=30.0,
                     help="pair a frame with ground truth at most this far apart in stamp")  # fmt: skip
     args = ap.parse_args(argv)
@@ -174,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         values = node_parameters(args.params_file, args.param)
         result = evaluate(args.bag, args.checkpoint, args.out, mode=args.mode, drops=args.drop, values=values,
                           calibration=args.calibration, labels_topic=args.labels_topic, device=args.device,
-                          rate=args.rate, tolerance_ms=args.match_tolerance_ms, on_line=say)  # fmt: skip
+                          rate=args.rate, tolerance_ms=args.match_tolerance_ms, export_ply=args.export_ply, on_line=say)  # fmt: skip
     except (BagError, CheckpointError, SettingsError, ValueError, OSError) as e:
         print(f"anyseg-evaluate: {e}", file=sys.stderr)
         return 2

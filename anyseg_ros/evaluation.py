@@ -29,7 +29,7 @@ from .bag import (
     modality_of,
     nearest_stamp,
 )
-from .core.decode import DecodeError, decode_image, stamp_ns
+from .core.decode import DecodeError, decode_image, labels_for_points, stamp_ns
 from .core.settings import Settings
 from .core.sync import FrameSet
 from .pipeline import CAMERA_INFO_TOPIC, Pipeline, synchronizer
@@ -48,6 +48,8 @@ class FrameResult:
     latency_ms: float | None = None  # sensor stamp -> labels available
     processing_ms: float | None = None  # model time alone
     image: np.ndarray | None = None  # the camera image, kept for overlays (a few frames only)
+    # LiDAR points (N, 3|4) and their labels (N,), kept for a labelled-cloud export
+    cloud: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class BagWalk:
@@ -190,6 +192,7 @@ def run_offline(
     labels_topic: str = LABELS_TOPIC,
     tolerance_ns: int = 30_000_000,
     keep_images: int = 4,
+    keep_clouds: int = 0,
 ) -> OfflineRun:
     """Play ``bag`` through the node's decode + sync with the node's ``settings``, ``predict``
     (``Segmentor.predict``) each frame set and score it; no DDS, the bag's log time is the clock."""
@@ -201,10 +204,17 @@ def run_offline(
         pred = predict(arrays)
         elapsed = (time.perf_counter() - t) * 1e3
         image = arrays.get("rgb") if len(frames) < keep_images else None
-        frames.append(
-            FrameResult(fs.stamp_ns, fs.anchor, pred.modalities, pred.labels, None, elapsed, image)
+        frame = FrameResult(
+            fs.stamp_ns, fs.anchor, pred.modalities, pred.labels, None, elapsed, image
         )
-        scorer.add_frame(frames[-1])
+        if "lidar" in arrays and keep_clouds > 0:
+            keep_clouds -= 1
+            scan = arrays[
+                "lidar"
+            ]  # each point labelled by the pixel it projects to, as the node does
+            frame.cloud = (scan.points, labels_for_points(scan.projection.pixel, pred.labels))
+        frames.append(frame)
+        scorer.add_frame(frame)
     scorer.finish()
     sync_drops = {k: v for k, v in walk.sync.drops.items() if v}
     return OfflineRun(frames, scorer, walk.pipeline.error_counts(), sync_drops, walk.health_events,

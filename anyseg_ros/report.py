@@ -94,7 +94,32 @@ def write_report(out: Path, report: Mapping[str, Any], frames: Sequence[FrameRes
                         _cell(fr.processing_ms), _cell(per_frame_miou.get(fr.stamp_ns))])  # fmt: skip
     written = [out / "report.json", out / "report.md", out / "frames.csv"]
     written += plots(out, report, frames, per_frame_miou, palette)
+    for f in frames:
+        if f.cloud is not None:
+            written.append(write_ply(out / "clouds" / f"{f.stamp_ns}.ply", *f.cloud, palette))
     return written
+
+
+def write_ply(
+    path: Path, points: np.ndarray, labels: np.ndarray, palette: Sequence[Sequence[int]]
+) -> Path:
+    """A labelled point cloud as ASCII PLY (x, y, z, intensity, label, class colour), readable by
+    open3d, CloudCompare and MeshLab. Points off the camera image have label 255 (grey)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pts = np.asarray(points, np.float32)
+    intensity = pts[:, 3] if pts.shape[1] > 3 else np.zeros(len(pts), np.float32)
+    colours = np.vstack(
+        [np.asarray(palette, np.uint8), np.full((256 - len(palette), 3), 128, np.uint8)]
+    )
+    rgb = colours[labels]
+    header = ["ply", "format ascii 1.0", f"element vertex {len(pts)}", "property float x", "property float y",
+              "property float z", "property float intensity", "property uchar label", "property uchar red",
+              "property uchar green", "property uchar blue", "end_header"]  # fmt: skip
+    rows = np.column_stack([pts[:, :3], intensity, labels, rgb]).astype(object)
+    with path.open("w") as f:
+        f.write("\n".join(header) + "\n")
+        np.savetxt(f, rows, fmt=["%.4f", "%.4f", "%.4f", "%.4f", "%d", "%d", "%d", "%d"])
+    return path
 
 
 def markdown(report: Mapping[str, Any]) -> str:

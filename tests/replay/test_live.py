@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from anyseg_model import create_model, save_checkpoint
+from anyseg_model.classes import DELIVER_PALETTE
 from anyseg_ros.localdds import loopback_env
 
 SCHEDULE = ["--drop", "lidar:0.6-1.4", "--drop", "rgb:1.6-2.4", "--param", "slop_ms=35"]
@@ -55,3 +56,22 @@ def test_live_evaluation_exits_non_zero_when_the_node_fails(recording, tmp_path)
     r = subprocess.run(cmd, env=loopback_env(), capture_output=True, text=True, timeout=240)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "node failed" in r.stdout and "supports modalities ['rgb']" in r.stdout
+
+
+def test_offline_export_of_labelled_lidar_clouds(recording, tmp_path):
+    cmd = [sys.executable, "-m", "anyseg_ros.evaluate", str(recording / "bag"), "--checkpoint", str(recording / "tiny.pt"),
+           "--out", str(tmp_path), "--export-ply", "2"]  # fmt: skip
+    r = subprocess.run(cmd, env=loopback_env(), capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    clouds = sorted((tmp_path / "clouds").glob("*.ply"))
+    assert len(clouds) == 2
+    lines = clouds[0].read_text().splitlines()
+    end = lines.index("end_header")
+    count = int(next(line for line in lines if line.startswith("element vertex")).split()[-1])
+    rows = [line.split() for line in lines[end + 1 :]]
+    assert len(rows) == count > 1000 and all(len(row) == 8 for row in rows)
+    labels = {int(row[4]) for row in rows}
+    assert 255 in labels and labels - {255}  # points behind the camera, and labelled ones in view
+    for row in rows[:500]:
+        label, rgb = int(row[4]), tuple(int(v) for v in row[5:])
+        assert rgb == (DELIVER_PALETTE[label] if label < 25 else (128, 128, 128))
