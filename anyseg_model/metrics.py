@@ -7,7 +7,7 @@ ALL classes, as the AnySeg reference code does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -95,14 +95,6 @@ class SubsetScores:
         ]
         rows.append(f"| **mean** | {_fmt(d['mean_miou'])} | {_fmt(d['mean_miou_nan0'])} |")
         return "\n".join(rows)
-
-    @classmethod
-    def from_confusions(
-        cls, classes: Sequence[str], conf: Mapping[str, np.ndarray]
-    ) -> SubsetScores:
-        s = cls(classes)
-        s.conf = {subset_name(parse_subset(k)): np.asarray(v, np.int64) for k, v in conf.items()}
-        return s
 
 
 def _pct(v: float) -> float | None:
