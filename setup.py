@@ -1,4 +1,6 @@
-"""ament_python package anyseg_ros: the node (anyseg_ros) and the anymodal segmentor (anyseg_model).
+"""ament_python package anyseg_ros: the robot-side node (anyseg_ros), the anymodal segmentor
+(anyseg_model), the offline tools (anyseg_tools: bags, replay, evaluation), the synthetic world
+(anyseg_sim) and the training recipe (training).
 
 Works with pip (`pip install -e .[ros,train,dev]`) and with `colcon build` on a ROS 2 install,
 where rclpy and the message packages come from the system rather than the `[ros]` extra.
@@ -9,6 +11,7 @@ from glob import glob
 from setuptools import find_packages, setup
 
 PACKAGE = "anyseg_ros"
+PYTHON_PACKAGES = ("anyseg_model", "anyseg_ros", "anyseg_tools", "anyseg_sim", "training")
 
 setup(
     name=PACKAGE,
@@ -16,7 +19,9 @@ setup(
     description="Anymodal multi-sensor semantic segmentation for ROS 2 (AnySeg)",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["anyseg_model", "anyseg_model.*", "anyseg_ros", "anyseg_ros.*"]),
+    packages=find_packages(
+        include=[f"{p}{sub}" for p in PYTHON_PACKAGES for sub in ("", ".*")]
+    ),
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -43,8 +48,9 @@ setup(
     entry_points={
         "console_scripts": [
             "anyseg_node = anyseg_ros.node:main",
-            "anyseg-replay = anyseg_ros.replay:main",
-            "anyseg-evaluate = anyseg_ros.evaluate:main",
+            "anyseg-replay = anyseg_tools.replay:main",
+            "anyseg-evaluate = anyseg_tools.evaluate:main",
+            "anyseg-synthesize = anyseg_sim.cli:main",
         ]
     },
 )

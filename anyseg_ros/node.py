@@ -21,30 +21,24 @@ from typing import Any
 
 import rclpy
 import yaml
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import String
 
 from anyseg_model import CheckpointError, Segmentor
 
+from . import messages
 from .core.decode import DecodeError
 from .core.mailbox import Mailbox, MailboxClosed
 from .core.settings import PARAMETERS, Settings, SettingsError
 from .core.sync import FrameSet
+from .core.topics import CAMERA_INFO_TOPIC, DIAGNOSTICS_TOPIC, INPUT_TOPICS, OUTPUT_TOPICS
 from .diagnostics import FrameStats, statuses
-from .pipeline import (
-    CAMERA_INFO_TOPIC,
-    INPUT_TOPICS,
-    OUTPUT_TOPICS,
-    Pipeline,
-    StartupError,
-    check_segmentor,
-    synchronizer,
-)
+from .pipeline import Pipeline, StartupError, check_segmentor, synchronizer
 
 POLL_PERIOD_S = 0.01  # how often waits are checked for expiry and sensors for staleness
 DIAGNOSTICS_PERIOD_S = 0.5  # plus immediately on every sensor or anchor change
@@ -78,9 +72,9 @@ class SegmentationNode(Node):
             self.segmentor = Segmentor.from_checkpoint(s.checkpoint, device=s.device)
         except (CheckpointError, ValueError, OSError) as e:
             raise StartupError(str(e)) from None
-        self.pipeline = Pipeline(s, check_segmentor(s, self.segmentor))
+        self.pipeline = Pipeline(s.inputs, check_segmentor(s, self.segmentor))
         self.segmentor.warmup()
-        self.sync = synchronizer(s)
+        self.sync = synchronizer(s.sync)
         self.mailbox: Mailbox[FrameSet] = Mailbox()
         self.stats = FrameStats()
         self._closing = False
@@ -90,7 +84,7 @@ class SegmentationNode(Node):
         self.pub_color = self.create_publisher(Image, OUTPUT_TOPICS["color"], 10)
         self.pub_points = self.create_publisher(PointCloud2, OUTPUT_TOPICS["points"], 10)
         self.pub_info = self.create_publisher(String, OUTPUT_TOPICS["info"], 10)
-        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.pub_diag = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         self.worker = threading.Thread(target=self._work, name="anyseg_inference", daemon=True)
         self.worker.start()
 
@@ -109,7 +103,8 @@ class SegmentationNode(Node):
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         self.get_logger().info(
             f"segmenting {'+'.join(s.modalities)} with {s.checkpoint} on {self.segmentor.device} "
-            f"({len(self.segmentor.classes)} classes); anchor priority {'>'.join(s.anchor_priority)}"
+            f"({len(self.segmentor.classes)} classes); "
+            f"anchor priority {'>'.join(s.sync.anchor_priority)}"
         )
 
     # ------------------------------------------------------------------ callbacks (decode + push)
@@ -123,7 +118,8 @@ class SegmentationNode(Node):
         except DecodeError as e:
             if self.pipeline.count(f"{modality}/{e.reason}"):
                 self.get_logger().warning(
-                    f"{self.topics[modality]}: dropped a malformed message ({e}); further ones are counted in /diagnostics"
+                    f"{self.topics[modality]}: dropped a malformed message ({e}); "
+                    "further ones are counted in /diagnostics"
                 )
             return
         self._deliver(self.sync.push(modality, stamp, sample, self._now()))
@@ -180,15 +176,12 @@ class SegmentationNode(Node):
         want_color = self.settings.publish_color and self.pub_color.get_subscription_count() > 0
         out = self.pipeline.outputs(fs, arrays, pred.labels, want_color)
         header = fs.payload(fs.anchor).header
-        self.pub_labels.publish(Image(header=header, **out.labels))
+        self.pub_labels.publish(messages.image(header, out.labels))
         latency_ms = (self._now() - fs.stamp_ns) / 1e6
         if out.color is not None:
-            self.pub_color.publish(Image(header=header, **out.color))
+            self.pub_color.publish(messages.image(header, out.color))
         if out.points is not None:
-            fields = [PointField(**f._asdict()) for f in out.points.pop("fields")]
-            self.pub_points.publish(
-                PointCloud2(header=fs.payload("lidar").header, fields=fields, **out.points)
-            )
+            self.pub_points.publish(messages.pointcloud(fs.payload("lidar").header, out.points))
         processing_ms = (time.perf_counter() - t0) * 1e3
         info = {
             **out.info,
@@ -201,15 +194,17 @@ class SegmentationNode(Node):
     # ------------------------------------------------------------------ diagnostics and shutdown
 
     def _publish_diagnostics(self) -> None:
-        sts = statuses(self.get_name(), self.sync, self._now(), self.topics, self.pipeline.error_counts(),
-                       self.stats, self.mailbox.dropped, str(self.segmentor.device))  # fmt: skip
-        msg = DiagnosticArray(status=[
-            DiagnosticStatus(level=bytes([st.level]), name=st.name, message=st.message, hardware_id=st.hardware_id,
-                             values=[KeyValue(key=k, value=v) for k, v in st.values])
-            for st in sts
-        ])  # fmt: skip
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.pub_diag.publish(msg)
+        sts = statuses(
+            self.get_name(),
+            self.sync,
+            self._now(),
+            self.topics,
+            self.pipeline.error_counts(),
+            self.stats,
+            self.mailbox.dropped,
+            str(self.segmentor.device),
+        )
+        self.pub_diag.publish(messages.diagnostic_array(sts, self.get_clock().now().to_msg()))
 
     def close(self) -> None:
         self._closing = True

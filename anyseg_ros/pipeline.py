@@ -30,28 +30,15 @@ from .core.decode import (
     labels_for_points,
     stamp_ns,
 )
-from .core.settings import Settings
+from .core.settings import InputSettings, Settings, SyncSettings
 from .core.sync import FrameSet, ModalitySynchronizer
+from .core.topics import INPUT_TOPICS
 
-# Relative topic names, so namespaces and remaps work.
-INPUT_TOPICS: dict[str, str] = {
-    "rgb": "rgb/image",
-    "depth": "depth/image",
-    "event": "event/image",
-    "lidar": "lidar/points",
-}
-CAMERA_INFO_TOPIC = "rgb/camera_info"
-OUTPUT_TOPICS = {
-    "labels": "segmentation/labels",
-    "color": "segmentation/color",
-    "points": "segmentation/points",
-    "info": "segmentation/info",
-}
 MAX_LIDAR_POINTS = 4_000_000
 
 
-def synchronizer(settings: Settings) -> ModalitySynchronizer:
-    """The synchroniser for validated settings (the node's, and the offline evaluator's)."""
+def synchronizer(settings: SyncSettings) -> ModalitySynchronizer:
+    """The synchroniser for validated settings (the node's, and the offline tools')."""
     return ModalitySynchronizer(
         settings.modalities,
         settings.slop_ns,
@@ -111,7 +98,7 @@ class Outputs:
 class Pipeline:
     """Decoding with counted errors, camera model, frame set -> model input, outputs."""
 
-    def __init__(self, settings: Settings, palette: list[tuple[int, int, int]]) -> None:
+    def __init__(self, settings: InputSettings, palette: list[tuple[int, int, int]]) -> None:
         self.settings = settings
         self.palette = np.asarray(palette, np.uint8)
         self.camera: CameraModel | None = settings.camera  # replaced by camera_info when it comes
@@ -193,6 +180,11 @@ def _scaled(cam: CameraModel, width: int, height: int) -> CameraModel:
 
 
 __all__ = [
-    "CAMERA_INFO_TOPIC", "INPUT_TOPICS", "OUTPUT_TOPICS", "DecodeError", "Outputs", "Pipeline",
-    "Sample", "StartupError", "check_segmentor", "synchronizer",
-]  # fmt: skip
+    "DecodeError",
+    "Outputs",
+    "Pipeline",
+    "Sample",
+    "StartupError",
+    "check_segmentor",
+    "synchronizer",
+]

@@ -10,7 +10,7 @@
    with a 100k-point cloud. "projection alone" is one project_lidar call, for reference: the
    model's LiDAR preprocessing and the labelled points share it (LidarScan.projection).
 2. sync: ModalitySynchronizer throughput (messages/s) on four streams, payloads ignored.
-3. e2e: the node and the rig (tests/ros_node/rig.py: synthetic-world frames, camera 15 Hz,
+3. e2e: the node and the rig (anyseg_sim.live_rig: synthetic-world frames, camera 15 Hz,
    LiDAR 10 Hz) as processes over loopback DDS:
    latency from sensor stamp to labels received, and labels per second, with an untrained
    checkpoint of the chosen model (speed does not depend on the weights).
@@ -23,27 +23,26 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "ros_node")]
+from anyseg_ros.core.decode import build_image, build_pointcloud
+from anyseg_ros.core.settings import InputSettings, SyncSettings
+from anyseg_ros.core.sync import ModalitySynchronizer
+from anyseg_sim.rig import lidar_extrinsic
+from anyseg_tools.harness import Watcher, node_command, rig_command
+from anyseg_tools.localdds import child, loopback_env
+from anyseg_tools.params import write_params
 
-import ros_env  # noqa: E402
-from node_harness import LIDAR_TO_CAMERA, RIG, Watcher, node_command, write_params  # noqa: E402
-
-from anyseg_ros.core.decode import build_image, build_pointcloud  # noqa: E402
-from anyseg_ros.core.settings import Settings  # noqa: E402
-from anyseg_ros.core.sync import ModalitySynchronizer  # noqa: E402
+LIDAR_TO_CAMERA = lidar_extrinsic()
 
 
 def bench_frame(width: int, height: int, points: int, repeats: int) -> dict[str, float]:
     # Loopback-only DDS in this process too, before rclpy creates its participant.
-    os.environ.update(ros_env.ros_env(domain_id=99))
+    os.environ.update(loopback_env())
     import rclpy
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
     from std_msgs.msg import Header, String
@@ -52,10 +51,11 @@ def bench_frame(width: int, height: int, points: int, repeats: int) -> dict[str,
     from anyseg_ros.pipeline import Pipeline
 
     rng = np.random.default_rng(0)
-    settings = Settings.from_parameters(
-        {"checkpoint": "unused.pt", "lidar_extrinsic": LIDAR_TO_CAMERA}
+    values = {"lidar_extrinsic": LIDAR_TO_CAMERA}
+    settings = SyncSettings.from_parameters(values)
+    pipe = Pipeline(
+        InputSettings.from_parameters(values), [tuple(rng.integers(0, 255, 3)) for _ in range(25)]
     )
-    pipe = Pipeline(settings, [tuple(rng.integers(0, 255, 3)) for _ in range(25)])
     f = width / 2.0
     pipe.set_camera_info(
         CameraInfo(
@@ -147,18 +147,13 @@ def bench_e2e(size: str, model: str, device: str, seconds: float) -> dict[str, f
     save_checkpoint(
         create_model(model, num_classes=25, modalities=("rgb", "depth", "event", "lidar")), ckpt
     )
-    params = write_params(
-        tmp / "params.yaml", checkpoint=str(ckpt), device=device, lidar_extrinsic=LIDAR_TO_CAMERA
-    )
-    env = ros_env.ros_env(domain_id=98)
-    rig_cmd = [ros_env.PYTHON, str(RIG), "--width", str(width), "--height", str(height)]
+    values = {"checkpoint": str(ckpt), "device": device, "lidar_extrinsic": LIDAR_TO_CAMERA}
+    params = write_params(tmp / "params.yaml", values)
+    env = loopback_env()
+    rig_cmd = rig_command("--width", str(width), "--height", str(height))
     with (
-        ros_env.child(
-            node_command(params), env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        ) as node,
-        ros_env.child(
-            rig_cmd, env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        ) as rig,
+        child(node_command(params), env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as node,
+        child(rig_cmd, env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as rig,
     ):
         w = Watcher(rig, watch=(node,))
         w.wait_for(lambda e: e["ev"] == "labels", timeout=180)

@@ -12,25 +12,22 @@ wall-clock and as CPU-time rate (the latter is what to compare on a busy machine
 
 from __future__ import annotations
 
+import argparse
 import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
 
 # One core: pin BLAS/OpenMP pools before numpy loads, and the process to one CPU below.
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from training.data.synthetic import SyntheticWorld, WorldConfig  # noqa: E402
-from training.data.synthetic.bag_writer import write_bag  # noqa: E402
-from training.data.synthetic.deliver_writer import write_frame  # noqa: E402
+from anyseg_sim import SyntheticWorld, WorldConfig  # noqa: E402 (after the thread pins)
+from anyseg_sim.bag_writer import write_bag  # noqa: E402
+from anyseg_sim.deliver_writer import write_frame  # noqa: E402
 
 
 def rate(fn, count: int, rounds: int) -> tuple[float, float]:

@@ -18,16 +18,13 @@ import sys
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from anyseg_model import MODALITIES, create_model  # noqa: E402
-from training.config import LossConfig  # noqa: E402
-from training.dropout import SubsetSampler  # noqa: E402
-from training.engine import build_optimizer  # noqa: E402
-from training.tasks import StudentTask, TeacherTask, teacher_outputs  # noqa: E402
+from anyseg_model import MODALITIES, create_model
+from training.config import LossConfig
+from training.dropout import SubsetSampler
+from training.engine import build_optimizer
+from training.tasks import StudentTask, TeacherTask, teacher_outputs
 
 
 def timed(fn, warmup: int, iters: int) -> float:

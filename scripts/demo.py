@@ -21,14 +21,13 @@ import shutil
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from anyseg_model import CheckpointError
+from anyseg_ros.core.settings import SettingsError
+from anyseg_tools.bag import BagError, concat_bags
+from anyseg_tools.evaluate import evaluate
+from anyseg_tools.localdds import loopback_env
 
-from anyseg_model import CheckpointError  # noqa: E402
-from anyseg_ros.bag import BagError, concat_bags  # noqa: E402
-from anyseg_ros.core.settings import SettingsError  # noqa: E402
-from anyseg_ros.evaluate import evaluate  # noqa: E402
-from anyseg_ros.localdds import loopback_env  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT_CHECKPOINT = ROOT / "checkpoints" / "anyseg_tiny_synthetic.pt"
 
@@ -43,8 +42,8 @@ def make_recording(
     """One drive per condition (a different map each), joined into OUT/recording; cached."""
     from tqdm import tqdm
 
-    from training.data.synthetic import SyntheticWorld, WorldConfig, write_bag
-    from training.data.synthetic.files import write_calibration
+    from anyseg_sim import SyntheticWorld, WorldConfig, write_bag
+    from anyseg_sim.files import write_calibration
 
     spec = {"conditions": conditions, "frames": frames, "size": list(size), "seed": seed}
     recording, stamp = out / "recording", out / "recording.json"

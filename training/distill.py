@@ -18,20 +18,16 @@ Writes <out>/config.yaml, log.csv (+ tb/), checkpoint.pt (resumable), student.pt
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
 
-import torch  # noqa: E402
-from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: E402
-
-from anyseg_model import create_model, load_checkpoint  # noqa: E402
-from training.common import base_parser, build_data, prepare_run, run_meta  # noqa: E402
-from training.dropout import SubsetSampler  # noqa: E402
-from training.engine import cleanup_runtime  # noqa: E402
-from training.loop import finish_run, fit  # noqa: E402
-from training.tasks import StudentTask, expand_state_for, teacher_outputs  # noqa: E402
+from anyseg_model import create_model, load_checkpoint
+from training.common import base_parser, build_data, prepare_run, run_meta
+from training.dropout import SubsetSampler
+from training.engine import cleanup_runtime
+from training.loop import finish_run, fit
+from training.tasks import StudentTask, expand_state_for, teacher_outputs
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,16 +20,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from anyseg_model import load_checkpoint  # noqa: E402
-from training.common import base_parser, build_data, write_scores  # noqa: E402
-from training.config import from_dict, load_config, save_config  # noqa: E402
-from training.engine import amp_settings, setup_runtime  # noqa: E402
-from training.subset_eval import evaluate_subsets  # noqa: E402
+from anyseg_model import load_checkpoint
+from training.common import base_parser, build_data, write_scores
+from training.config import from_dict, load_config, save_config
+from training.engine import amp_settings, setup_runtime
+from training.subset_eval import evaluate_subsets
 
 
 def main(argv: list[str] | None = None) -> int:

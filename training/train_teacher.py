@@ -14,19 +14,15 @@ teacher.pt (the final model, node-loadable) and eval.json (every modality subset
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
 
-import torch  # noqa: E402
-from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: E402
-
-from anyseg_model import create_model  # noqa: E402
-from training.common import base_parser, build_data, prepare_run, run_meta  # noqa: E402
-from training.engine import cleanup_runtime  # noqa: E402
-from training.loop import finish_run, fit  # noqa: E402
-from training.tasks import TeacherTask  # noqa: E402
+from anyseg_model import create_model
+from training.common import base_parser, build_data, prepare_run, run_meta
+from training.engine import cleanup_runtime
+from training.loop import finish_run, fit
+from training.tasks import TeacherTask
 
 
 def main(argv: list[str] | None = None) -> int:

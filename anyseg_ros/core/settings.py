@@ -1,8 +1,12 @@
-"""The node's parameters: declared from ONE table, validated into a frozen :class:`Settings`.
+"""The node's parameters: declared from ONE table, validated into frozen settings by concern.
 
 :data:`PARAMETERS` is the single place a parameter is named, typed, defaulted and described; the
 node declares exactly these, reads their values into a plain dict and calls
-:meth:`Settings.from_parameters` before any subscription exists. Every invalid value raises
+:meth:`Settings.from_parameters` before any subscription exists. The settings are split by who
+uses them: :class:`SyncSettings` (the synchroniser: slop, wait, timeouts, anchors) and
+:class:`InputSettings` (decoding and frame assembly: size limit, LiDAR calibration) are built
+from the same values without a checkpoint, so offline tools take only what they use;
+:class:`Settings` (the node) composes both with the model's settings. Every invalid value raises
 :class:`SettingsError` naming the parameter, the bad value and what is allowed.
 
 Per-sensor timeouts are ``<modality>.timeout_ms`` (YAML: ``lidar: {timeout_ms: 300.0}``), 0 meaning
@@ -15,6 +19,7 @@ No YAML parser here (stdlib + numpy only): the caller passes ``read_yaml`` to lo
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -24,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from .decode import CameraModel
-from .sync import DEFAULT_ANCHOR_PRIORITY, MODALITIES
+from .sync import DEFAULT_ANCHOR_PRIORITY
+from .topics import MODALITIES
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,6 @@ PARAMETERS: tuple[Param, ...] = (
 )  # fmt: skip
 
 PARAMETER_NAMES: tuple[str, ...] = tuple(p.name for p in PARAMETERS)
-_BY_NAME = {p.name: p for p in PARAMETERS}
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
@@ -83,28 +88,112 @@ class SettingsError(ValueError):
         super().__init__(f"parameter {name!r} = {value!r}: {allowed}")
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Validated node settings; durations already in integer nanoseconds."""
+def check_names(values: Mapping[str, Any]) -> None:
+    """Refuse a parameter name the table does not know, naming the closest valid one."""
+    unknown = sorted(set(values) - set(PARAMETER_NAMES))
+    if unknown:
+        name = unknown[0]
+        close = difflib.get_close_matches(name, PARAMETER_NAMES, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise SettingsError(name, values[name], f"unknown parameter; {hint}valid: {list(PARAMETER_NAMES)}")
 
-    checkpoint: str
-    device: str
-    modalities: tuple[str, ...]
+
+def _with_defaults(values: Mapping[str, Any]) -> dict[str, Any]:
+    check_names(values)
+    return {p.name: values.get(p.name, p.default) for p in PARAMETERS}
+
+
+def _enabled(v: Mapping[str, Any]) -> tuple[str, ...]:
+    """The enabled modalities, canonical order."""
+    modalities = _modalities(v, "modalities")
+    if not modalities:
+        raise SettingsError("modalities", v["modalities"], f"needs at least one of {list(MODALITIES)}")
+    return tuple(m for m in MODALITIES if m in modalities)
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """What the synchroniser needs; durations in integer nanoseconds. An offline caller (bag
+    evaluation, bag training) builds it from parameter values without any checkpoint."""
+
+    modalities: tuple[str, ...]  # enabled, canonical order
     slop_ns: int
     timeout_ns: Mapping[str, int]  # every enabled modality, overrides applied
     wait_ns: int
     anchor_priority: tuple[str, ...]  # enabled modalities only
+
+    @classmethod
+    def from_parameters(cls, values: Mapping[str, Any]) -> SyncSettings:
+        """Validate the synchroniser's parameters (missing ones take :data:`PARAMETERS` defaults;
+        other known parameters are ignored)."""
+        v = _with_defaults(values)
+        ordered = _enabled(v)
+        slop = _number(v, "slop_ms", low=0.0, inclusive=False)
+        timeout = _number(v, "timeout_ms", low=0.0, inclusive=False)
+        wait = _number(v, "wait_ms", low=0.0, inclusive=True)
+        timeouts = {}
+        for m in ordered:
+            own = _number(v, f"{m}.timeout_ms", low=0.0, inclusive=True)
+            timeouts[m] = _ns(own or timeout)
+        priority = _modalities(v, "anchor_priority")
+        anchors = tuple(m for m in priority if m in ordered)
+        if not anchors:
+            raise SettingsError(
+                "anchor_priority",
+                v["anchor_priority"],
+                f"must list at least one enabled modality of {list(ordered)}",
+            )
+        return cls(ordered, _ns(slop), timeouts, _ns(wait), anchors)
+
+
+@dataclass(frozen=True)
+class InputSettings:
+    """What decoding and frame assembly need: the size limit and the LiDAR calibration."""
+
     lidar_extrinsic: tuple[float, ...] | None  # 16 floats row-major, None without LiDAR
     camera: CameraModel | None  # from calibration_file, until camera_info arrives
     max_image_pixels: int
-    publish_color: bool
-    palette: tuple[tuple[int, int, int], ...] | None  # None: the checkpoint's
 
     @property
     def extrinsic_matrix(self) -> np.ndarray | None:
-        return (
-            None if self.lidar_extrinsic is None else np.asarray(self.lidar_extrinsic).reshape(4, 4)
-        )
+        if self.lidar_extrinsic is None:
+            return None
+        return np.asarray(self.lidar_extrinsic).reshape(4, 4)
+
+    @classmethod
+    def from_parameters(
+        cls, values: Mapping[str, Any], read_yaml: Callable[[str], Any] | None = None
+    ) -> InputSettings:
+        """Validate the input parameters; ``read_yaml(path)`` loads ``calibration_file``."""
+        v = _with_defaults(values)
+        lidar = "lidar" in _enabled(v)
+        extrinsic, camera = _calibration(v, read_yaml)
+        if lidar and extrinsic is None:
+            raise SettingsError(
+                "lidar_extrinsic",
+                v["lidar_extrinsic"],
+                "lidar is enabled: give 16 floats here or a calibration_file with lidar_extrinsic",
+            )
+        pixels = v["max_image_pixels"]
+        if isinstance(pixels, bool) or not isinstance(pixels, int) or pixels <= 0:
+            raise SettingsError("max_image_pixels", pixels, "must be a positive integer")
+        return cls(extrinsic if lidar else None, camera, pixels)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The node's validated settings: its own, plus the synchroniser's and the inputs'."""
+
+    checkpoint: str
+    device: str
+    publish_color: bool
+    palette: tuple[tuple[int, int, int], ...] | None  # None: the checkpoint's
+    sync: SyncSettings
+    inputs: InputSettings
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return self.sync.modalities
 
     @classmethod
     def from_parameters(
@@ -114,69 +203,45 @@ class Settings:
 
         ``read_yaml(path)`` loads ``calibration_file`` (e.g. ``yaml.safe_load`` of the file).
         """
-        unknown = sorted(set(values) - set(PARAMETER_NAMES))
-        if unknown:
-            raise SettingsError(
-                unknown[0], values[unknown[0]], f"unknown parameter; valid: {list(PARAMETER_NAMES)}"
-            )
-        v = {p.name: values.get(p.name, p.default) for p in PARAMETERS}
-
+        v = _with_defaults(values)
         checkpoint = _string(v, "checkpoint")
         if not checkpoint:
             raise SettingsError("checkpoint", checkpoint, "must be the path of a model checkpoint")
         device = _string(v, "device")
         if not _DEVICE.match(device):
             raise SettingsError("device", device, "allowed: auto, cpu, cuda, cuda:N")
-        modalities = _modalities(v, "modalities")
-        if not modalities:
-            raise SettingsError(
-                "modalities", v["modalities"], f"needs at least one of {list(MODALITIES)}"
-            )
-        ordered = tuple(m for m in MODALITIES if m in modalities)
-
-        slop = _number(v, "slop_ms", low=0.0, inclusive=False)
-        timeout = _number(v, "timeout_ms", low=0.0, inclusive=False)
-        wait = _number(v, "wait_ms", low=0.0, inclusive=True)
-        timeouts = {}
-        for m in ordered:
-            own = _number(v, f"{m}.timeout_ms", low=0.0, inclusive=True)
-            timeouts[m] = _ns(own or timeout)
-
-        priority = _modalities(v, "anchor_priority")
-        anchors = tuple(m for m in priority if m in ordered)
-        if not anchors:
-            raise SettingsError(
-                "anchor_priority",
-                v["anchor_priority"],
-                f"must list at least one enabled modality of {list(ordered)}",
-            )
-
-        extrinsic, camera = _calibration(v, read_yaml)
-        if "lidar" in ordered and extrinsic is None:
-            raise SettingsError("lidar_extrinsic", v["lidar_extrinsic"],
-                                "lidar is enabled: give 16 floats here or a calibration_file with lidar_extrinsic")  # fmt: skip
-
-        pixels = v["max_image_pixels"]
-        if isinstance(pixels, bool) or not isinstance(pixels, int) or pixels <= 0:
-            raise SettingsError("max_image_pixels", pixels, "must be a positive integer")
+        sync = SyncSettings.from_parameters(v)
+        inputs = InputSettings.from_parameters(v, read_yaml)
         publish_color = v["publish_color"]
         if not isinstance(publish_color, bool):
             raise SettingsError("publish_color", publish_color, "must be true or false")
+        return cls(checkpoint, device, publish_color, _palette(v["palette"]), sync, inputs)
 
-        return cls(
-            checkpoint=checkpoint,
-            device=device,
-            modalities=ordered,
-            slop_ns=_ns(slop),
-            timeout_ns=timeouts,
-            wait_ns=_ns(wait),
-            anchor_priority=anchors,
-            lidar_extrinsic=extrinsic if "lidar" in ordered else None,
-            camera=camera,
-            max_image_pixels=pixels,
-            publish_color=publish_color,
-            palette=_palette(v["palette"]),
-        )
+
+def flatten_parameters(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested YAML -> ROS parameter names: ``{'lidar': {'timeout_ms': 300}}`` ->
+    ``{'lidar.timeout_ms': 300}``. A mapping under a known name stays a value."""
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, Mapping) and name not in PARAMETER_NAMES:
+            out.update(flatten_parameters(v, name + "."))
+        else:
+            out[name] = v
+    return out
+
+
+def nest_parameters(values: Mapping[str, Any]) -> dict[str, Any]:
+    """ROS parameter names -> nested YAML: ``lidar.timeout_ms`` -> ``{'lidar': {'timeout_ms'}}``
+    (what a ``ros__parameters`` block holds)."""
+    nested: dict[str, Any] = {}
+    for name, value in values.items():
+        *parents, leaf = name.split(".")
+        d = nested
+        for p in parents:
+            d = d.setdefault(p, {})
+        d[leaf] = value
+    return nested
 
 
 # ---------------------------------------------------------------- helpers

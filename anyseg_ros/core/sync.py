@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .health import HealthMonitor, SensorState, uniform_timeouts
+from .topics import MODALITIES
 
-MODALITIES: tuple[str, ...] = ("rgb", "depth", "event", "lidar")  # == anyseg_model.MODALITIES
 DEFAULT_ANCHOR_PRIORITY: tuple[str, ...] = ("rgb", "depth", "lidar", "event")
 
 # A stream's next stamp is expected no sooner than this share of its smallest recent gap.

@@ -10,8 +10,12 @@ from anyseg_ros.core.settings import (
     PARAM_TYPES,
     PARAMETER_NAMES,
     PARAMETERS,
+    InputSettings,
     Settings,
     SettingsError,
+    SyncSettings,
+    flatten_parameters,
+    nest_parameters,
 )
 
 IDENTITY = [1.0, 0, 0, 0, 0, 1.0, 0, 0, 0, 0, 1.0, 0, 0, 0, 0, 1.0]
@@ -42,10 +46,10 @@ def test_table_is_the_single_source():
 def test_defaults_validate():
     s = build()
     assert s.modalities == ("rgb", "depth", "event", "lidar")
-    assert s.slop_ns == 15_000_000 and s.wait_ns == 50_000_000
-    assert s.timeout_ns == dict.fromkeys(s.modalities, 500_000_000)
-    assert s.anchor_priority == ("rgb", "depth", "lidar", "event")
-    assert s.extrinsic_matrix.shape == (4, 4) and s.palette is None and s.device == "auto"
+    assert s.sync.slop_ns == 15_000_000 and s.sync.wait_ns == 50_000_000
+    assert s.sync.timeout_ns == dict.fromkeys(s.modalities, 500_000_000)
+    assert s.sync.anchor_priority == ("rgb", "depth", "lidar", "event")
+    assert s.inputs.extrinsic_matrix.shape == (4, 4) and s.palette is None and s.device == "auto"
     with pytest.raises(AttributeError):
         s.device = "cpu"  # frozen
 
@@ -53,13 +57,36 @@ def test_defaults_validate():
 def test_per_sensor_timeout_override_and_subset():
     s = build(**{"modalities": ["lidar", "rgb"], "timeout_ms": 400.0, "lidar.timeout_ms": 250.0})
     assert s.modalities == ("rgb", "lidar")  # canonical order
-    assert s.timeout_ns == {"rgb": 400_000_000, "lidar": 250_000_000}
-    assert s.anchor_priority == ("rgb", "lidar")  # disabled ones filtered out
+    assert s.sync.timeout_ns == {"rgb": 400_000_000, "lidar": 250_000_000}
+    assert s.sync.anchor_priority == ("rgb", "lidar")  # disabled ones filtered out
 
 
 def test_lidar_not_needed_without_lidar():
     s = Settings.from_parameters({"checkpoint": "m.pt", "modalities": ["rgb", "depth"]})
-    assert s.lidar_extrinsic is None
+    assert s.inputs.lidar_extrinsic is None
+
+
+def test_offline_callers_need_no_checkpoint():
+    values = {"modalities": ["depth", "rgb"], "slop_ms": 20.0, "lidar_extrinsic": LIDAR_TO_CAM}
+    sync = SyncSettings.from_parameters(values)
+    assert sync.modalities == ("rgb", "depth") and sync.slop_ns == 20_000_000
+    assert InputSettings.from_parameters(values).lidar_extrinsic is None  # no lidar enabled
+    assert InputSettings.from_parameters({"lidar_extrinsic": LIDAR_TO_CAM}).lidar_extrinsic == tuple(
+        LIDAR_TO_CAM
+    )
+    with pytest.raises(SettingsError, match="lidar is enabled"):
+        InputSettings.from_parameters({})
+    with pytest.raises(SettingsError, match="'slop_ms'"):
+        SyncSettings.from_parameters({"slop_ms": 0.0})
+    with pytest.raises(SettingsError, match="did you mean 'slop_ms'"):
+        SyncSettings.from_parameters({"slop_msec": 10.0})
+
+
+def test_parameter_names_flatten_and_nest():
+    tree = {"slop_ms": 10.0, "lidar": {"timeout_ms": 300.0}, "rgb": {"timeout_ms": 0.0}}
+    flat = {"slop_ms": 10.0, "lidar.timeout_ms": 300.0, "rgb.timeout_ms": 0.0}
+    assert flatten_parameters(tree) == flat
+    assert nest_parameters(flat) == tree
 
 
 @pytest.mark.parametrize(
@@ -111,12 +138,9 @@ def test_calibration_file(tmp_path):
     s = Settings.from_parameters(
         {"checkpoint": "m.pt", "calibration_file": str(calib)}, read_yaml=read_yaml
     )
-    assert s.lidar_extrinsic == tuple(LIDAR_TO_CAM)
-    assert (
-        (s.camera.width, s.camera.height) == (320, 240)
-        and s.camera.D is None
-        and s.camera.K[0, 0] == 400.0
-    )
+    cam = s.inputs.camera
+    assert s.inputs.lidar_extrinsic == tuple(LIDAR_TO_CAM)
+    assert (cam.width, cam.height) == (320, 240) and cam.D is None and cam.K[0, 0] == 400.0
     with pytest.raises(SettingsError, match="set only one"):
         build(calibration_file=str(calib))
 

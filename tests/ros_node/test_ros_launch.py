@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from anyseg_ros.core.settings import Settings
+from anyseg_ros.core.settings import Settings, flatten_parameters
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH_FILE = REPO / "launch" / "segment.launch.py"
@@ -109,26 +109,15 @@ def test_launch_passes_the_installed_segment_yaml(launched):
     doc = yaml.safe_load(Path(params_file).read_text())
     assert list(doc) == [node.kwargs["name"]]  # parameters keyed by the launched node's name
     params = doc[node.kwargs["name"]]["ros__parameters"]
-    settings = Settings.from_parameters(_flatten(params))
+    settings = Settings.from_parameters(flatten_parameters(params))
     assert not os.path.isabs(settings.checkpoint)  # no machine paths in committed config
     assert settings.modalities == ("rgb", "depth", "event", "lidar")
-    assert settings.timeout_ns["lidar"] == 300_000_000
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    """ROS parameter YAML nesting -> dotted names (``lidar: {timeout_ms: 300}`` -> ``lidar.timeout_ms``)."""
-    out = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = v
-    return out
+    assert settings.sync.timeout_ns["lidar"] == 300_000_000
 
 
 def test_segment_yaml_extrinsic_is_the_synthetic_rigs():
-    from training.data.synthetic.config import WorldConfig
-    from training.data.synthetic.rig import Rig
+    from anyseg_sim.config import WorldConfig
+    from anyseg_sim.rig import Rig
 
     params = yaml.safe_load((REPO / "config" / "segment.yaml").read_text())["anyseg_node"][
         "ros__parameters"

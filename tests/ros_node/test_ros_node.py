@@ -1,4 +1,4 @@
-"""anyseg_node for real: rclpy processes over loopback DDS (tests/ros_env.py), a rig streaming
+"""anyseg_node for real: rclpy processes over loopback DDS (anyseg_tools.localdds), a rig streaming
 synthetic-world sensors into the node (camera and depth 10 Hz, events 30 Hz, a 32-beam LiDAR at
 5 Hz), sensors stopped and restarted, malformed messages. The rates leave the untrained
 anyseg_tiny room on 2 shared cores; tests/ros_core checks the synchroniser at any rate."""
@@ -11,8 +11,13 @@ import subprocess
 import time
 
 import pytest
-import ros_env
-from node_harness import LIDAR_TO_CAMERA, RIG, Watcher, node_command, sensor, write_params
+
+from anyseg_sim.rig import lidar_extrinsic
+from anyseg_tools.harness import Watcher, node_command, rig_command, sensor
+from anyseg_tools.localdds import child, loopback_env
+from anyseg_tools.params import write_params
+
+LIDAR_TO_CAMERA = lidar_extrinsic()
 
 pytestmark = pytest.mark.ros
 
@@ -32,15 +37,20 @@ def settle(seconds: float) -> tuple[float, float]:
 
 
 def test_node_segments_through_sensor_dropouts_and_bad_messages(tmp_path, tiny_checkpoint):
-    params = write_params(tmp_path / "params.yaml", checkpoint=str(tiny_checkpoint), device="cpu",
-                          lidar_extrinsic=LIDAR_TO_CAMERA, timeout_ms=RGB_TIMEOUT_S * 1000,
-                          **{"lidar.timeout_ms": LIDAR_TIMEOUT_S * 1000})  # fmt: skip
-    env = ros_env.ros_env()
+    values = {
+        "checkpoint": str(tiny_checkpoint),
+        "device": "cpu",
+        "lidar_extrinsic": LIDAR_TO_CAMERA,
+        "timeout_ms": RGB_TIMEOUT_S * 1000,
+        "lidar.timeout_ms": LIDAR_TIMEOUT_S * 1000,
+    }
+    params = write_params(tmp_path / "params.yaml", values)
+    env = loopback_env()
     node_log = (tmp_path / "node.log").open("w")
     with (
-        ros_env.child(node_command(params), env, stdout=node_log, stderr=subprocess.STDOUT) as node,
-        ros_env.child(
-            [ros_env.PYTHON, str(RIG), "--rates", RATES],
+        child(node_command(params), env, stdout=node_log, stderr=subprocess.STDOUT) as node,
+        child(
+            rig_command("--rates", RATES),
             env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -173,8 +183,13 @@ def test_startup_errors_exit_with_one_clear_line(tmp_path, tiny_checkpoint, para
     }
     if values["lidar_extrinsic"] == []:
         del values["lidar_extrinsic"]
-    r = subprocess.run(node_command(write_params(tmp_path / "p.yaml", **values)), env=ros_env.ros_env(),
-                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    r = subprocess.run(
+        node_command(write_params(tmp_path / "p.yaml", values)),
+        env=loopback_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     lines = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip()]
     assert r.returncode == 2, r.stderr
     assert (
@@ -187,11 +202,10 @@ def test_checkpoint_that_does_not_fit_the_inputs(tmp_path):
 
     ckpt = tmp_path / "rgb_depth.pt"
     save_checkpoint(create_model("anyseg_tiny", num_classes=25, modalities=("rgb", "depth")), ckpt)
-    params = write_params(
-        tmp_path / "p.yaml", checkpoint=str(ckpt), device="cpu", lidar_extrinsic=LIDAR_TO_CAMERA
-    )
+    values = {"checkpoint": str(ckpt), "device": "cpu", "lidar_extrinsic": LIDAR_TO_CAMERA}
+    params = write_params(tmp_path / "p.yaml", values)
     r = subprocess.run(
-        node_command(params), env=ros_env.ros_env(), capture_output=True, text=True, timeout=120
+        node_command(params), env=loopback_env(), capture_output=True, text=True, timeout=120
     )
     lines = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip()]
     assert r.returncode == 2 and len(lines) == 1, lines
@@ -201,13 +215,13 @@ def test_checkpoint_that_does_not_fit_the_inputs(tmp_path):
 def test_large_images_cross_processes_with_the_loopback_profile():
     """640x480 rgb8 at 30 Hz, best effort, between two processes: the Fast DDS profile's shared
     memory segment and socket buffers make it (nearly) lossless; defaults lose most of them."""
-    env = ros_env.ros_env()
-    listen = [ros_env.PYTHON, str(RIG), "--listen"]
-    talk = [ros_env.PYTHON, str(RIG), "--rates", "rgb=30", "--width", "640", "--height", "480"]
-    with ros_env.child(listen, env, stdout=subprocess.PIPE, text=True) as lp:
+    env = loopback_env()
+    listen = rig_command("--listen")
+    talk = rig_command("--rates", "rgb=30", "--width", "640", "--height", "480")
+    with child(listen, env, stdout=subprocess.PIPE, text=True) as lp:
         listener = Watcher(lp)
         listener.wait_for(lambda e: e["ev"] == "ready", 30)
-        with ros_env.child(
+        with child(
             talk, env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         ) as tp:
             talker = Watcher(tp)

@@ -6,12 +6,14 @@ from types import SimpleNamespace as NS
 
 import numpy as np
 import pytest
-from node_harness import LIDAR_TO_CAMERA
 
 from anyseg_ros.core.decode import DecodeError, build_image, build_pointcloud
 from anyseg_ros.core.settings import Settings
 from anyseg_ros.core.sync import FrameSet
 from anyseg_ros.pipeline import Pipeline, Sample, StartupError, check_segmentor
+from anyseg_sim.rig import lidar_extrinsic
+
+LIDAR_TO_CAMERA = lidar_extrinsic()
 
 W, H = 32, 24
 
@@ -77,7 +79,7 @@ def test_checkpoint_must_fit_the_configured_inputs():
 
 
 def test_decode_and_arrays_with_lidar_projected_at_the_image_size():
-    pipe = Pipeline(settings(), [(i, i, i) for i in range(25)])
+    pipe = Pipeline(settings().inputs, [(i, i, i) for i in range(25)])
     rgb = NS(header=header(5, "cam"), **build_image(np.zeros((H * 2, W * 2, 3), np.uint8), "rgb8"))
     stamp, sample = pipe.decode("rgb", rgb)
     assert stamp == 5 and sample.data.shape == (H * 2, W * 2, 3)
@@ -104,7 +106,7 @@ def test_decode_and_arrays_with_lidar_projected_at_the_image_size():
 
 
 def test_outputs_labels_colour_points_and_info():
-    pipe = Pipeline(settings(calibration_file=""), [(10 * i, 0, 0) for i in range(25)])
+    pipe = Pipeline(settings(calibration_file="").inputs, [(10 * i, 0, 0) for i in range(25)])
     pipe.set_camera_info(camera_info())
     _, lidar = pipe.decode("lidar", cloud())
     depth = Sample(header(7, "d"), np.full((H, W), 5000, np.uint16))
@@ -138,7 +140,7 @@ def test_a_real_tiny_checkpoint_runs_through_the_pipeline(tiny_checkpoint):
 
     w, h = 64, 48
     seg = Segmentor.from_checkpoint(tiny_checkpoint, device="cpu")
-    pipe = Pipeline(settings(), check_segmentor(settings(), seg))
+    pipe = Pipeline(settings().inputs, check_segmentor(settings(), seg))
     pipe.set_camera_info(camera_info(w, h))
     items = {
         "rgb": (1, Sample(header(1, "c"), np.zeros((h, w, 3), np.uint8))),

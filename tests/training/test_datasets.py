@@ -142,7 +142,7 @@ def test_synthetic_samples_are_raw_sensor_arrays(synth):
 
 
 def test_visible_points_keep_the_lidar_encoding(synth):
-    from training.data.synthetic import SyntheticWorld, WorldConfig
+    from anyseg_sim import SyntheticWorld, WorldConfig
 
     f = SyntheticWorld(WorldConfig(width=40, height=32, seed=3)).frame(5)
     scan = f.lidar_scan()
@@ -180,8 +180,8 @@ def test_encoded_dataset_uses_the_node_encoding_and_is_deterministic(synth):
 def test_deliver_raw_mode_reads_the_synthetic_writer_output(tmp_path):
     """The world's DELIVER writer output, read back as raw arrays, encodes exactly like the
     frame the world rendered (one preprocessing path)."""
-    from training.data.synthetic import SyntheticWorld, WorldConfig
-    from training.data.synthetic.deliver_writer import scene_seed, write_deliver
+    from anyseg_sim import SyntheticWorld, WorldConfig
+    from anyseg_sim.deliver_writer import scene_seed, write_deliver
 
     root = tmp_path / "synthdeliver"
     write_deliver(root, frames=1, width=40, height=32, seed=0, scenes=4)

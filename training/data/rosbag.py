@@ -1,7 +1,7 @@
 """``--data bag:PATH``: training samples cut from recorded rosbag2 bags by the node's own code.
 
 PATH is a bag or a folder of bags. Every frame set the node would have formed from a bag (its
-decode, synchroniser and LiDAR projection set-up, :class:`anyseg_ros.evaluation.BagWalk`) becomes
+decode, synchroniser and LiDAR projection set-up, :class:`anyseg_tools.walk.BagWalk`) becomes
 one sample with the modalities that frame really had. With a labels topic
 (``ground_truth/labels``) the sample's label is the ground truth nearest in stamp; without one
 every pixel is ignored (255), so L_sup is zero and a student learns from the teacher alone
@@ -23,9 +23,10 @@ import yaml
 from anyseg_model.classes import DELIVER_CLASSES, DELIVER_PALETTE, IGNORE_INDEX
 from anyseg_model.preprocess import reference_size
 from anyseg_model.representations import DEFAULT_REPRESENTATIONS, Representation
-from anyseg_ros.bag import INPUT_TOPICS, find_calibration, nearest_stamp, read_bag
-from anyseg_ros.core.settings import Settings
-from anyseg_ros.evaluation import BagWalk
+from anyseg_ros.core.settings import InputSettings, SyncSettings
+from anyseg_ros.core.topics import INPUT_TOPICS, LABELS_TOPIC, normalize
+from anyseg_tools.bag import find_calibration, nearest_stamp, read_bag
+from anyseg_tools.walk import BagWalk
 
 from .registry import register_dataset
 
@@ -57,7 +58,7 @@ class BagDataset:
         path: str | Path,
         split: str,
         modalities: tuple[str, ...],
-        labels_topic: str = "ground_truth/labels",
+        labels_topic: str = LABELS_TOPIC,
     ) -> None:
         if split not in ("train", "val", "test"):
             raise ValueError(f"unknown split {split!r}; valid: train, val, test")
@@ -69,21 +70,23 @@ class BagDataset:
             if bag.error:
                 print(f"bag data: {bag.error}; using the readable part")
             topics = bag.topics()
-            mods = [m for m in modalities if "/" + INPUT_TOPICS[m] in topics]
+            mods = [m for m in modalities if normalize(INPUT_TOPICS[m]) in topics]
             calibration = find_calibration(bag_path)
             if "lidar" in mods and calibration is None:
                 raise ValueError(
-                    f"{bag_path}: LiDAR needs calibration.yaml (lidar_extrinsic) in or beside the bag"
+                    f"{bag_path}: LiDAR needs calibration.yaml (lidar_extrinsic) "
+                    "in or beside the bag"
                 )
             if not mods:
                 continue
-            values = {"checkpoint": "(training)",  # Settings is the node's; no checkpoint exists yet
-                      "modalities": mods, "anchor_priority": mods,
-                      "calibration_file": str(calibration) if calibration else ""}  # fmt: skip
-            settings = Settings.from_parameters(
-                values, read_yaml=lambda p: yaml.safe_load(Path(p).read_text())
-            )
-            walk = BagWalk(bag, settings, labels_topic=labels_topic)
+            values = {
+                "modalities": mods,
+                "anchor_priority": mods,
+                "calibration_file": str(calibration) if calibration else "",
+            }
+            sync = SyncSettings.from_parameters(values)
+            inputs = InputSettings.from_parameters(values, read_yaml=_read_yaml)
+            walk = BagWalk(bag, sync, inputs, labels_topic=labels_topic)
             frames = list(walk)
             stamps = np.array(sorted(walk.ground_truth), dtype=np.int64)
             cut = int(len(frames) * TRAIN_FRACTION)
@@ -120,6 +123,10 @@ class BagDataset:
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         return self.samples[i]
+
+
+def _read_yaml(path: str) -> Any:
+    return yaml.safe_load(Path(path).read_text())
 
 
 @register_dataset("bag")

@@ -1,6 +1,6 @@
 """The synthetic world as a training data set (``--data synthetic`` or ``synthetic:DIR``).
 
-Frames come from :class:`training.data.synthetic.SyntheticWorld` as raw sensor arrays (RGB
+Frames come from :class:`anyseg_sim.SyntheticWorld` as raw sensor arrays (RGB
 uint8, depth float32 metres, event mono8, LiDAR points + K + extrinsic, labels uint8 with 255
 ignore) and are encoded later by the node's representations, never pre-rendered.
 
@@ -37,6 +37,7 @@ from anyseg_model.representations import (
     Representation,
     project_lidar,
 )
+from anyseg_sim import CONDITIONS, FAILURES, SyntheticWorld, WorldConfig, parse_list
 
 from .registry import register_dataset
 
@@ -174,8 +175,6 @@ class SyntheticDataset:
     _worlds: dict = field(default_factory=dict, repr=False)
 
     def _world_frame(self, p: tuple[int, int, str, str | None]) -> tuple[Any, int, str, str | None]:
-        from .synthetic import SyntheticWorld, WorldConfig
-
         seed, idx, cond, fail = p
         if seed not in self._worlds:
             self._worlds.clear()  # frames are grouped by world only loosely; keep one alive
@@ -229,8 +228,6 @@ class SyntheticDataset:
 
 def spec_from_config(split: str, cfg: Any) -> SyntheticSpec:
     """The split a config asks for (data.world_* and data.{train,val}_frames)."""
-    from .synthetic import CONDITIONS, FAILURES, parse_list
-
     d = cfg.data
     frames = d.train_frames if split == "train" else d.val_frames
     worlds = max(1, d.train_worlds if split == "train" else d.val_worlds)

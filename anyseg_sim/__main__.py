@@ -1,0 +1,7 @@
+"""``python -m anyseg_sim``: the same as ``anyseg-synthesize``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
