@@ -8,6 +8,7 @@ ALL classes, as the AnySeg reference code does.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -89,17 +90,25 @@ class SubsetScores:
     def table(self) -> str:
         """A markdown table: one row per subset, then the mean."""
         d = self.to_dict()
-        rows = ["| subset | mIoU | mIoU (NaN=0) |", "|---|---:|---:|"]
-        rows += [
-            f"| {n} | {_fmt(s['miou'])} | {_fmt(s['miou_nan0'])} |" for n, s in d["subsets"].items()
-        ]
-        rows.append(f"| **mean** | {_fmt(d['mean_miou'])} | {_fmt(d['mean_miou_nan0'])} |")
-        return "\n".join(rows)
+        rows = [[n, s["miou"], s["miou_nan0"]] for n, s in d["subsets"].items()]
+        rows.append(["**mean**", d["mean_miou"], d["mean_miou_nan0"]])
+        return markdown_table(["subset", "mIoU", "mIoU (NaN=0)"], rows)
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A markdown table: first column left-aligned, the rest right-aligned; floats with two
+    decimals, None as n/a. Every subset and results table of the project comes from here."""
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v:.2f}" if isinstance(v, float) else str(v)
 
 
 def _pct(v: float) -> float | None:
     return None if not np.isfinite(v) else round(100.0 * float(v), 2)
-
-
-def _fmt(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.2f}"

@@ -43,13 +43,17 @@ def reference_size(arrays: Mapping[str, Any]) -> tuple[int, int]:
     raise ValueError("no image-like input to take a size from")
 
 
-def resize(x: torch.Tensor, size: tuple[int, int], smooth: bool) -> torch.Tensor:
-    """Resize a (..., C, H, W) float tensor; nearest for sparse inputs."""
+def resize(x: torch.Tensor, size: tuple[int, int], dense: bool) -> torch.Tensor:
+    """Resize a (C, H, W) or (B, C, H, W) float tensor: bilinear for dense inputs, nearest for
+    sparse ones (:func:`is_dense`). The one resampling rule of training and the node."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
-    if smooth:
-        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-    return F.interpolate(x, size=size, mode="nearest")
+    batch = x if x.ndim == 4 else x[None]
+    if dense:
+        batch = F.interpolate(batch, size=size, mode="bilinear", align_corners=False)
+    else:
+        batch = F.interpolate(batch, size=size, mode="nearest")
+    return batch if x.ndim == 4 else batch[0]
 
 
 def encode(

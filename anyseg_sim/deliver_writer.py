@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from .config import WorldConfig, check_condition, check_failure
-from .files import renderings, save_npz, save_png, semantic_png, write_calibration
+from .files import raw_arrays, renderings, save_npz, save_png, semantic_png, write_calibration
 from .world import Frame, SyntheticWorld
 
 MODALITY_FOLDERS = ("img", "hha", "depth", "event", "lidar", "semantic", "raw")
@@ -84,20 +84,7 @@ def write_frame(root: Path, frame: Frame, split: str, scene: str, index: int) ->
     save_png(paths["semantic"], semantic_png(frame.labels))
     for m in ("hha", "depth", "event", "lidar"):
         save_png(paths[m], rend[m])
-    ci = frame.camera_info
-    save_npz(
-        paths["raw"],
-        rgb=frame.rgb,
-        labels=frame.labels,
-        depth=frame.depth,
-        event=frame.event,
-        lidar=frame.lidar,
-        lidar_labels=frame.lidar_labels,
-        lidar_K=ci.K,
-        lidar_D=ci.D,
-        lidar_extrinsic=frame.lidar_extrinsic,
-        image_size_hw=np.array([ci.height, ci.width]),
-    )
+    save_npz(paths["raw"], **raw_arrays(frame), lidar_labels=frame.lidar_labels)
     return paths
 
 

@@ -1,7 +1,11 @@
-"""Byte-reproducible file output: PNG, NPZ and the calibration YAML the node's parameters take.
+"""Byte-reproducible file output: PNG, NPZ, the raw-frame format and the calibration YAML the
+node's parameters take.
 
 ``numpy.savez`` stamps every member with the current wall-clock time, so two runs with the same
 seed would differ; :func:`save_npz` writes the same members with a fixed timestamp instead.
+The raw-frame ``.npz`` (one frame's sensor arrays in the node's wire formats, see
+:func:`raw_arrays`) is written by the DELIVER writer and the training cache and read back by
+:func:`raw_inputs`, its one reader.
 :func:`save_png` writes 8-bit PNGs itself (one "Up" filter for every row and fast zlib): Pillow's
 per-row adaptive filtering made PNG writing the slowest part of generating a DELIVER frame.
 """
@@ -9,15 +13,18 @@ per-row adaptive filtering made PNG writing the slowest part of generating a DEL
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zipfile
 import zlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
 
-from anyseg_model.representations import encode_depth, encode_event, encode_lidar
+from anyseg_model.representations import LidarScan, encode_depth, encode_event, encode_lidar
 
 from .world import Frame
 
@@ -58,9 +65,12 @@ _COMPRESS = {"labels", "event", "lidar_labels"}
 
 
 def save_npz(path: Path, **arrays: np.ndarray) -> None:
-    """Like ``np.savez`` but byte-identical for identical arrays (``np.load`` reads it)."""
+    """Like ``np.savez`` but byte-identical for identical arrays (``np.load`` reads it), and
+    atomic (temp file + rename): a reader never sees half a file."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w") as zf:
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
+    with zipfile.ZipFile(tmp, "w") as zf:
         for name in sorted(arrays):
             buf = io.BytesIO()
             np.lib.format.write_array(buf, np.asarray(arrays[name]), allow_pickle=False)
@@ -68,6 +78,44 @@ def save_npz(path: Path, **arrays: np.ndarray) -> None:
             info.compress_type = zipfile.ZIP_DEFLATED if name in _COMPRESS else zipfile.ZIP_STORED
             info.external_attr = 0o644 << 16
             zf.writestr(info, buf.getvalue(), compresslevel=1)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- the raw-frame .npz
+
+
+def raw_arrays(frame: Frame, lidar_points: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """One frame's raw sensor arrays, the members of a raw-frame ``.npz``: ``rgb`` (H, W, 3)
+    uint8, ``labels`` (H, W) uint8, ``depth`` (H, W) float32 m, ``event`` (H, W) uint8 mono8,
+    ``lidar`` (N, 4) float32 points (``lidar_points`` instead of the whole sweep, e.g. only the
+    visible ones) with ``lidar_K``, ``lidar_D``, ``lidar_extrinsic`` and ``image_size_hw``."""
+    ci = frame.camera_info
+    return {
+        "rgb": frame.rgb,
+        "labels": frame.labels,
+        "depth": frame.depth,
+        "event": frame.event,
+        "lidar": frame.lidar if lidar_points is None else lidar_points,
+        "lidar_K": ci.K,
+        "lidar_D": ci.D,
+        "lidar_extrinsic": frame.lidar_extrinsic,
+        "image_size_hw": np.array([ci.height, ci.width]),
+    }
+
+
+def raw_inputs(members: Mapping[str, np.ndarray], modalities: Sequence[str]) -> dict[str, Any]:
+    """Raw-frame members (an open ``np.load`` or the dict of :func:`raw_arrays`) -> the model's
+    raw input per modality, LiDAR as a :class:`LidarScan`."""
+    out: dict[str, Any] = {}
+    for m in modalities:
+        if m == "lidar":
+            h, w = (int(v) for v in members["image_size_hw"])
+            dist = members["lidar_D"] if "lidar_D" in members else None
+            K, T = members["lidar_K"], members["lidar_extrinsic"]
+            out[m] = LidarScan(members["lidar"], K, T, (w, h), dist)
+        else:
+            out[m] = members[m]
+    return out
 
 
 def to_uint8(chw: np.ndarray) -> np.ndarray:

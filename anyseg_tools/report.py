@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from anyseg_model.metrics import markdown_table
 from anyseg_model.modalities import MODALITIES, subset_name
 
 from .scoring import FrameResult
@@ -124,17 +125,18 @@ def write_ply(
 
 def markdown(report: Mapping[str, Any]) -> str:
     lat, proc = report["latency_ms"], report["processing_ms"]
+    rows = [[n, s["frames"], s["miou"], s["miou_nan0"]] for n, s in report["subsets"].items()]
+    rows.append(["**mean over subsets**", "", report["mean_miou"], report["mean_miou_nan0"]])
+    frames = report["frames"]
     lines = [
-        f"# Evaluation of {report.get('bag', '?')} ({report.get('mode', '?')})", "",
-        f"checkpoint: `{report.get('checkpoint', '?')}`; drops: {report.get('drops') or 'none'}", "",
-        f"frames: {report['frames']} ({report['frames_scored']} scored, {report['frames_dropped']} dropped)", "",
-        "| subset | frames | mIoU | mIoU (NaN=0) |", "|---|---:|---:|---:|",
-    ]  # fmt: skip
-    for name, s in report["subsets"].items():
-        lines.append(f"| {name} | {s['frames']} | {_f(s['miou'])} | {_f(s['miou_nan0'])} |")
-    lines.append(
-        f"| **mean over subsets** | | {_f(report['mean_miou'])} | {_f(report['mean_miou_nan0'])} |"
-    )
+        f"# Evaluation of {report.get('bag', '?')} ({report.get('mode', '?')})",
+        "",
+        f"checkpoint: `{report.get('checkpoint', '?')}`; drops: {report.get('drops') or 'none'}",
+        "",
+        f"frames: {frames} ({report['frames_scored']} scored, {report['frames_dropped']} dropped)",
+        "",
+        markdown_table(["subset", "frames", "mIoU", "mIoU (NaN=0)"], rows),
+    ]
     lines += ["", f"latency ms (stamp -> labels): p50 {_f(lat['p50'])}, p95 {_f(lat['p95'])}, max {_f(lat['max'])}",
               f"model ms: p50 {_f(proc['p50'])}, p95 {_f(proc['p95'])}, max {_f(proc['max'])}", ""]  # fmt: skip
     for m, spans in report["outages"].items():

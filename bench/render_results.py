@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+from anyseg_model.metrics import markdown_table
+
 # (folder, label) in table order.
 RUNS = [
     ("teacher", "PML teacher (all modalities, L_sup)"),
@@ -33,18 +35,12 @@ def short(subset: str) -> str:
 
 def table(runs: list[tuple[str, str, dict]], key: str, mean_key: str) -> str:
     subsets = list(runs[0][2]["subsets"])
-    head = "| method | " + " | ".join(short(s) for s in subsets) + " | mean |"
-    lines = [head, "|---|" + "---:|" * (len(subsets) + 1)]
+    rows = []
     for _, label, d in runs:
-        vals = [d["subsets"].get(s, {}).get(key) for s in subsets]
-        cells = ["n/a" if v is None else f"{v:.2f}" for v in vals]
         mean = d.get(mean_key)
-        lines.append(
-            f"| {label} | "
-            + " | ".join(cells)
-            + f" | **{'n/a' if mean is None else f'{mean:.2f}'}** |"
-        )
-    return "\n".join(lines)
+        vals = [d["subsets"].get(s, {}).get(key) for s in subsets]
+        rows.append([label, *vals, "**n/a**" if mean is None else f"**{mean:.2f}**"])
+    return markdown_table(["method", *(short(s) for s in subsets), "mean"], rows)
 
 
 def size_means(d: dict, key: str) -> dict[int, float]:
@@ -74,14 +70,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(runs[0][2]['classes'])} classes (reference convention):\n")  # fmt: skip
     print(table(runs, "miou_nan0", "mean_miou_nan0"))
     print("\nMean mIoU by number of modalities given, and training cost:\n")
-    print(
-        "| method | 1 mod. | 2 mod. | 3 mod. | 4 mod. | train s | images/s |\n|---|---:|---:|---:|---:|---:|---:|"
-    )
+    rows = []
     for _, label, d in runs:
         sm = size_means(d, "miou")
-        cells = [f"{sm[k]:.2f}" if k in sm else "n/a" for k in (1, 2, 3, 4)]
-        print(f"| {label} | " + " | ".join(cells) + f" | {d.get('train_seconds', 'n/a')} | "
-              f"{d.get('train_images_per_s', 'n/a')} |")  # fmt: skip
+        cost = [d.get("train_seconds"), d.get("train_images_per_s")]
+        rows.append([label, *(sm.get(k) for k in (1, 2, 3, 4)), *cost])
+    header = ["method", "1 mod.", "2 mod.", "3 mod.", "4 mod.", "train s", "images/s"]
+    print(markdown_table(header, rows))
     return 0
 
 

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CORE = ["sync", "health", "mailbox", "decode", "settings"]
+CORE = sorted(p.stem for p in (ROOT / "anyseg_ros" / "core").glob("*.py") if p.stem != "__init__")
 BLOCKED = ["rclpy", "torch", "yaml", "anyseg_model", "sensor_msgs", "rosbags"]
 
 
@@ -24,6 +24,10 @@ def test_core_imports_without_rclpy_torch_yaml_or_the_model():
     )
     assert r.returncode == 0, r.stderr
     assert set(eval(r.stdout.strip())) <= {"anyseg_ros", "numpy"}, r.stdout
+
+
+def test_every_core_module_is_checked():
+    assert {"sync", "health", "mailbox", "decode", "settings", "topics"} <= set(CORE)
 
 
 def test_modalities_match_the_model_package():

@@ -31,7 +31,8 @@ from PIL import Image
 
 from anyseg_model.classes import DELIVER_CLASSES, DELIVER_PALETTE
 from anyseg_model.modalities import canonical
-from anyseg_model.representations import DEFAULT_REPRESENTATIONS, LidarScan, Representation
+from anyseg_model.representations import DEFAULT_REPRESENTATIONS, Representation
+from anyseg_sim.files import raw_inputs
 
 from .registry import register_dataset
 
@@ -183,15 +184,7 @@ def load_raw(path: Path, modalities: Sequence[str]) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"raw arrays missing: {path} (use data.representation=png)")
     with np.load(path) as z:
-        out: dict[str, Any] = {}
-        for m in modalities:
-            if m == "lidar":
-                h, w = (int(v) for v in z["image_size_hw"])
-                dist = z["lidar_D"] if "lidar_D" in z.files else None
-                out[m] = LidarScan(z["lidar"], z["lidar_K"], z["lidar_extrinsic"], (w, h), dist)
-            else:
-                out[m] = z[m]
-        return out
+        return raw_inputs(z, modalities)
 
 
 @register_dataset("deliver")

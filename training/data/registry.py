@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from anyseg_model.preprocess import encode, is_dense
+from anyseg_model.preprocess import encode, is_dense, resize
 from anyseg_model.representations import Representation
 
-from .transforms import _resize, resize_label
+from .transforms import resize_label
 
 
 class RawDataset(Protocol):
@@ -130,7 +130,7 @@ class EncodedDataset(torch.utils.data.Dataset):
         for m, x in encode(
             {m: s["arrays"][m] for m in self.modalities if m in s["arrays"]}, self.representations
         ).items():
-            inputs[m] = _resize(torch.from_numpy(x), size, self.dense[m])
+            inputs[m] = resize(torch.from_numpy(x), size, self.dense[m])
         avail = s.get("available")
         avail = (
             torch.as_tensor([m in inputs for m in self.modalities])
@@ -156,24 +156,11 @@ class EncodedDataset(torch.utils.data.Dataset):
         return sample
 
 
-def resize_inputs(
-    inputs: Mapping[str, Tensor], size: tuple[int, int], dense: Mapping[str, bool]
-) -> dict[str, Tensor]:
-    """Batched (B, 3, H, W) inputs to ``size`` with each modality's own resampling."""
-    out = {}
-    for m, x in inputs.items():
-        mode = (
-            dict(mode="bilinear", align_corners=False)
-            if dense.get(m, False)
-            else dict(mode="nearest")
-        )
-        out[m] = (
-            x
-            if tuple(x.shape[-2:]) == tuple(size)
-            else torch.nn.functional.interpolate(x, size=size, **mode)
-        )
-    return out
-
-
-__all__ = ["EncodedDataset", "PLUGINS", "build_raw", "parse_source", "register_dataset", "resize_label",
-           "resize_inputs"]  # fmt: skip
+__all__ = [
+    "EncodedDataset",
+    "PLUGINS",
+    "build_raw",
+    "parse_source",
+    "register_dataset",
+    "resize_label",
+]

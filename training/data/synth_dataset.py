@@ -38,6 +38,7 @@ from anyseg_model.representations import (
     project_lidar,
 )
 from anyseg_sim import CONDITIONS, FAILURES, SyntheticWorld, WorldConfig, parse_list
+from anyseg_sim.files import raw_arrays, raw_inputs, save_npz
 
 from .registry import register_dataset
 
@@ -108,31 +109,7 @@ def render_frame(
 ) -> dict[str, np.ndarray]:
     """One frame's raw arrays as stored in the cache."""
     f = world.frame(index, condition=condition, failure=failure)
-    scan = f.lidar_scan()
-    return {
-        "rgb": f.rgb,
-        "depth": f.depth.astype(np.float32),
-        "event": f.event,
-        "labels": f.labels.astype(np.uint8),  # ids < 25 and 255: uint8 is the wire format
-        "lidar": visible_points(scan).astype(np.float32),
-        "lidar_K": np.asarray(scan.camera_matrix, np.float64),
-        "lidar_D": np.asarray(
-            scan.distortion if scan.distortion is not None else np.zeros(5), np.float64
-        ),
-        "lidar_extrinsic": np.asarray(scan.extrinsic, np.float64),
-        "image_size_hw": np.array([f.rgb.shape[0], f.rgb.shape[1]], np.int64),
-    }
-
-
-def _arrays(z: Any, modalities: tuple[str, ...]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for m in modalities:
-        if m == "lidar":
-            h, w = (int(v) for v in z["image_size_hw"])
-            out[m] = LidarScan(z["lidar"], z["lidar_K"], z["lidar_extrinsic"], (w, h), z["lidar_D"])
-        else:
-            out[m] = z[m]
-    return out
+    return raw_arrays(f, lidar_points=visible_points(f.lidar_scan()))
 
 
 @dataclass
@@ -200,10 +177,7 @@ class SyntheticDataset:
             path = self.folder / f"{i:06d}.npz"
             if path.is_file():
                 continue
-            arrays = render_frame(*self._world_frame(self.plan[i]))
-            tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-            np.savez(tmp, **arrays)
-            os.replace(tmp, path)
+            save_npz(path, **render_frame(*self._world_frame(self.plan[i])))
         done.write_text(json.dumps({"spec": asdict(self.spec), "frames": len(self.plan)}, indent=1))
 
     def representations(self) -> dict[str, Representation]:
@@ -217,10 +191,10 @@ class SyntheticDataset:
         name = f"world{seed}/{idx:05d}_{cond}" + (f"_{fail}" if fail else "")
         if self.folder is None:
             z = self._frames[i]
-            return {"arrays": _arrays(z, self.modalities), "label": z["labels"], "name": name}
+            return {"arrays": raw_inputs(z, self.modalities), "label": z["labels"], "name": name}
         with np.load(self.folder / f"{i:06d}.npz") as z:
             return {
-                "arrays": _arrays(z, self.modalities),
+                "arrays": raw_inputs(z, self.modalities),
                 "label": z["labels"].copy(),
                 "name": name,
             }

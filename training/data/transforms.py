@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from anyseg_model.classes import IGNORE_INDEX
+from anyseg_model.preprocess import resize
 from anyseg_model.representations import IMAGENET_MEAN, IMAGENET_STD
 
 Sample = dict  # {"inputs": {m: (3, H, W) float}, "label": (H, W) int64, "available": (M,) bool}
@@ -33,13 +34,6 @@ Sample = dict  # {"inputs": {m: (3, H, W) float}, "label": (H, W) int64, "availa
 
 def _uniform(g: torch.Generator, lo: float, hi: float) -> float:
     return lo + (hi - lo) * float(torch.rand((), generator=g))
-
-
-def _resize(x: Tensor, size: tuple[int, int], dense: bool) -> Tensor:
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    mode = dict(mode="bilinear", align_corners=False) if dense else dict(mode="nearest")
-    return F.interpolate(x[None], size=size, **mode)[0]
 
 
 def resize_label(y: Tensor, size: tuple[int, int]) -> Tensor:
@@ -117,7 +111,7 @@ class JointTransform:
         x0 = int(torch.randint(0, max(nw - tw, 0) + 1, (), generator=g))
         out_inputs = {}
         for m, x in inputs.items():
-            x = _resize(x, (nh, nw), self.dense.get(m, False))[:, y0 : y0 + th, x0 : x0 + tw]
+            x = resize(x, (nh, nw), self.dense.get(m, False))[:, y0 : y0 + th, x0 : x0 + tw]
             out_inputs[m] = F.pad(x, (0, tw - x.shape[2], 0, th - x.shape[1]), value=0.0)
         y = resize_label(label, (nh, nw))[y0 : y0 + th, x0 : x0 + tw]
         y = F.pad(y, (0, tw - y.shape[1], 0, th - y.shape[0]), value=IGNORE_INDEX)
@@ -134,6 +128,6 @@ class EvalTransform:
 
     def __call__(self, sample: Sample, g: torch.Generator | None = None) -> Sample:
         inputs = {
-            m: _resize(x, self.size, self.dense.get(m, False)) for m, x in sample["inputs"].items()
+            m: resize(x, self.size, self.dense.get(m, False)) for m, x in sample["inputs"].items()
         }
         return {**sample, "inputs": inputs}

@@ -1,4 +1,7 @@
-"""Import boundaries: anyseg_model is torch+numpy only; nothing outside the node needs rclpy."""
+"""Import boundaries between the packages, proved in subprocesses with imports blocked:
+anyseg_model is torch + numpy only; nothing but the node (and the live tools) needs rclpy; the
+synthetic world needs no torch; the robot side imports nothing from the tools, the world or
+the training recipe."""
 
 import ast
 import subprocess
@@ -7,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
+OFFLINE = ("training", "anyseg_tools", "anyseg_sim")  # what the robot side must not import
 ALLOWED_THIRD_PARTY = {"torch", "numpy"}
 
 BLOCK_RCLPY = "import sys; sys.modules['rclpy'] = None\n"
@@ -19,12 +23,13 @@ def _run(code: str) -> subprocess.CompletedProcess:
     )
 
 
-def _modules(package: str) -> list[str]:
+def _modules(package: str, exclude: tuple[str, ...] = ()) -> list[str]:
     base = ROOT / package.replace(".", "/")
-    return [
+    mods = [
         ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
         for p in sorted(base.rglob("*.py"))
     ]
+    return [m for m in mods if m not in exclude and not m.endswith("__main__")]
 
 
 def _imported_roots(package: str) -> set[str]:
@@ -48,14 +53,31 @@ def test_anyseg_model_imports_only_torch_and_numpy():
     assert third_party <= ALLOWED_THIRD_PARTY, third_party
 
 
-@pytest.mark.parametrize("package", ["anyseg_model", "anyseg_ros.core", "training"])
-def test_no_rclpy_outside_the_node(package):
-    mods = _modules(package)
-    if not mods:
-        pytest.fail(f"{package} has no modules")
-    code = BLOCK_RCLPY + f"for m in {mods!r}: __import__(m)\nprint('ok')"
+def _imports_with_blocked(mods: list[str], blocked: tuple[str, ...]) -> None:
+    assert mods, "no modules to import"
+    code = (
+        "import sys\n"
+        f"for name in {list(blocked)!r}: sys.modules[name] = None\n"
+        f"for m in {mods!r}: __import__(m)\nprint('ok')"
+    )
     r = _run(code)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("package", ["anyseg_model", "anyseg_ros.core", "training", "anyseg_tools"])
+def test_no_rclpy_outside_the_node(package):
+    # anyseg_tools' replay and live evaluation import rclpy when they run, not when imported.
+    _imports_with_blocked(_modules(package), ("rclpy",))
+
+
+def test_the_synthetic_world_needs_neither_rclpy_nor_torch():
+    # Its live rig publishes ROS topics, so it alone must import rclpy.
+    _imports_with_blocked(_modules("anyseg_sim", exclude=("anyseg_sim.live_rig",)), ("rclpy", "torch"))
+
+
+def test_the_robot_side_imports_nothing_offline():
+    assert not _imported_roots("anyseg_ros") & set(OFFLINE)
+    _imports_with_blocked(_modules("anyseg_ros"), OFFLINE)
 
 
 def test_the_boundary_check_can_fail():
