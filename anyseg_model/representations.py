@@ -249,6 +249,3 @@ class Representation:
             return cls(d)
         return cls(d["name"], dict(d.get("params", {})))
 
-
-def list_representations() -> list[str]:
-    return sorted(_ENCODERS)

@@ -13,7 +13,7 @@ import csv
 import os
 import random
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -311,18 +311,24 @@ class ScalarLogger:
                 self.tb.close()
 
 
-def progress(iterable, total: int | None, desc: str, enabled: bool) -> Iterator:
-    """tqdm bar; redrawn rarely when stdout is not a terminal (log files stay readable)."""
+def progress(iterable, total: int | None, desc: str, enabled: bool) -> Any:
+    """A tqdm bar over ``iterable`` (``set_postfix`` shows the loss); redrawn rarely when
+    stderr is not a terminal, so log files stay readable."""
     from tqdm import tqdm
 
     tty = sys.stderr.isatty()
-    return iter(tqdm(iterable, total=total, desc=desc, disable=not enabled, dynamic_ncols=tty,
-                     mininterval=0.5 if tty else 60.0, ascii=not tty))  # fmt: skip
+    return tqdm(
+        iterable,
+        total=total,
+        desc=desc,
+        disable=not enabled,
+        dynamic_ncols=tty,
+        mininterval=0.5 if tty else 60.0,
+        ascii=not tty,
+    )
 
 
 def mean_scalars(history: list[dict[str, float]]) -> dict[str, float]:
     keys = {k for h in history for k in h}
     return {k: float(np.mean([h[k] for h in history if k in h])) for k in sorted(keys)}
 
-
-StepFn = Callable[[dict[str, Any]], dict[str, Tensor]]

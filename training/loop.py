@@ -105,8 +105,7 @@ def fit(cfg: Config, rt: Runtime, model: AnySegModel, trainable: nn.Module, step
             if step % max(1, cfg.run.log_every) == 0:
                 logger.log(step, epoch, {**{f"train/{k}": v for k, v in terms.items()},
                                          "train/lr": scheduler.get_last_lr()[0], "train/grad_norm": gnorm})  # fmt: skip
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{terms['loss']:.3f}")
+            bar.set_postfix(loss=f"{terms['loss']:.3f}", refresh=False)
             if o.max_steps and step >= o.max_steps:
                 break
         summary = mean_scalars(epoch_terms)

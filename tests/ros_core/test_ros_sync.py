@@ -458,8 +458,37 @@ def test_buffer_overflow_drops_oldest():
     assert fs.payload("depth") == 9
 
 
-def test_drop_reasons_are_all_reported():
-    assert set(make().drops) == set(DROP_REASONS)
+def _provoke(reason: str) -> ModalitySynchronizer:
+    """A fresh synchroniser fed the smallest input that drops one message for ``reason``."""
+    sync = make(("rgb", "depth"), wait_ms=0, max_buffer=2, max_future_ns=1 * S)
+    if reason in ("duplicate", "out_of_order"):
+        sync.push("depth", 100 * MS, "d", 101 * MS)
+        sync.push("depth", 100 * MS if reason == "duplicate" else 90 * MS, "bad", 102 * MS)
+    elif reason == "future":
+        sync.push("rgb", 5 * S, "future", 1 * S)
+    elif reason == "late":
+        sync.push("rgb", 1000 * MS, "r", 1000 * MS)
+        sync.push("depth", 900 * MS, "d", 1001 * MS)
+    elif reason == "unmatched":
+        sync.push("rgb", 0, "r0", 1 * MS)
+        sync.push("depth", 50 * MS, "far", 51 * MS)
+        sync.push("rgb", 100 * MS, "r1", 101 * MS)
+    elif reason == "overflow":
+        sync = make(("rgb", "depth"), anchor_priority=("rgb",), max_buffer=2)
+        for k in range(3):
+            sync.push("depth", k * MS, k, k * MS)
+    elif reason == "reset":
+        sync = make(("rgb", "depth"), anchor_priority=("rgb",))
+        sync.push("depth", 100 * S, "pending", 100 * S)
+        sync.push("rgb", 1 * S, "again", 1 * S)  # the clock jumped back
+    return sync
+
+
+@pytest.mark.parametrize("reason", DROP_REASONS)
+def test_each_drop_reason_counts_exactly_its_own_drops(reason):
+    drops = _provoke(reason).drops
+    assert set(drops) == set(DROP_REASONS)
+    assert {r: n for r, n in drops.items() if n} == {reason: 1}
 
 
 def test_unknown_modality_and_bad_arguments():

@@ -168,8 +168,8 @@ def test_lidar_is_a_spinning_multi_beam_scan(world, frames):
     # Intensity follows material: traffic signs (retro-reflective) outshine the road.
     lab = frames[0].lidar_labels
     signs = np.concatenate([f.lidar[f.lidar_labels == class_id("TrafficSign"), 3] for f in frames])
-    if signs.size:
-        assert signs.mean() > 2 * pts[lab == ROAD, 3].mean()
+    assert signs.size >= 20  # the drive passes signs: the comparison below has points to compare
+    assert signs.mean() > 2 * pts[lab == ROAD, 3].mean()
 
 
 def test_hha_encodes_ground_and_walls(frames):

@@ -27,7 +27,8 @@ def _run(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
 def chain(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("chain")
     data = f"data.cache_dir={tmp / 'data'}"
-    _run("training/train_teacher.py", "--config", SMOKE, "--out", str(tmp / "teacher"), data)
+    r = _run("training/train_teacher.py", "--config", SMOKE, "--out", str(tmp / "teacher"), data)
+    assert "loss=" in r.stderr  # the progress bar shows the running loss
     _run("training/distill.py", "--config", SMOKE, "--teacher", str(tmp / "teacher" / "teacher.pt"),
          "--out", str(tmp / "student"), data)  # fmt: skip
     r = _run("training/evaluate.py", "--checkpoint", str(tmp / "student" / "student.pt"), "--out",
