@@ -17,10 +17,12 @@ $(STAMP): setup.py setup.cfg pyproject.toml constraints-cpu.txt
 	$(PY) -m pip install --quiet $(CONSTRAINTS) -e '.[ros,train,dev]'
 	touch $@
 
-test: install
+# The linters first (seconds), then the whole suite.
+test: lint
 	$(PY) -m pytest
 
 lint: install
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 
 # A generated recording played through the real node with LiDAR, then RGB, dropped and restored.

@@ -19,9 +19,7 @@ setup(
     description="Anymodal multi-sensor semantic segmentation for ROS 2 (AnySeg)",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(
-        include=[f"{p}{sub}" for p in PYTHON_PACKAGES for sub in ("", ".*")]
-    ),
+    packages=find_packages(include=[f"{p}{sub}" for p in PYTHON_PACKAGES for sub in ("", ".*")]),
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -41,7 +39,14 @@ setup(
             "ros-rcl-interfaces",
             "ros-rmw-fastrtps-cpp",
         ],
-        "train": ["rosbags>=0.10", "mcap>=1.1", "tqdm>=4.60", "pillow>=9", "matplotlib>=3.6", "tensorboard>=2.12"],
+        "train": [
+            "rosbags>=0.10",
+            "mcap>=1.1",
+            "tqdm>=4.60",
+            "pillow>=9",
+            "matplotlib>=3.6",
+            "tensorboard>=2.12",
+        ],
         "dev": ["pytest>=7.4", "pytest-timeout>=2.1", "ruff>=0.4", "colcon-common-extensions>=0.3"],
     },
     zip_safe=True,

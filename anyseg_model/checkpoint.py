@@ -88,8 +88,13 @@ def save_checkpoint(
     ``extra`` holds further tensors/state (optimizer, RNG) for resuming.
     """
     k = model.num_classes
-    classes = list(classes) if classes is not None else (
-        list(DELIVER_CLASSES) if k == len(DELIVER_CLASSES) else [f"class_{i}" for i in range(k)])  # fmt: skip
+    classes = (
+        list(classes)
+        if classes is not None
+        else (
+            list(DELIVER_CLASSES) if k == len(DELIVER_CLASSES) else [f"class_{i}" for i in range(k)]
+        )
+    )
     palette = (
         [list(map(int, c)) for c in palette]
         if palette is not None
@@ -144,8 +149,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         # torch names the offending global ("Unsupported global: GLOBAL os.system ...").
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
         if found:
-            raise CheckpointError(f"checkpoint {str(path)!r} refused: it holds a pickled object "
-                                  f"({found.group(1)}), not plain data") from None  # fmt: skip
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} refused: it holds a pickled object "
+                f"({found.group(1)}), not plain data"
+            ) from None
         raise CheckpointError(f"checkpoint {str(path)!r} is unreadable: not a torch file") from None
     except Exception as e:  # truncated, not a torch file, ...
         raise CheckpointError(

@@ -16,8 +16,9 @@ from .classes import IGNORE_INDEX
 from .modalities import all_subsets, parse_subset, subset_name
 
 
-def confusion_matrix(pred: np.ndarray, target: np.ndarray, num_classes: int,
-                     ignore_index: int = IGNORE_INDEX) -> np.ndarray:  # fmt: skip
+def confusion_matrix(
+    pred: np.ndarray, target: np.ndarray, num_classes: int, ignore_index: int = IGNORE_INDEX
+) -> np.ndarray:
     """(K, K) int64 counts, rows = ground truth, columns = prediction; ignored pixels skipped."""
     pred, target = np.asarray(pred), np.asarray(target)
     if pred.shape != target.shape:
@@ -67,7 +68,7 @@ class SubsetScores:
         return sorted(self.conf, key=lambda n: rank.get(n, len(rank)))
 
     def to_dict(self) -> dict:
-        """``{"subsets": {name: {miou, miou_nan0, per_class_iou}}, "mean_miou", ...}``; IoUs in %."""
+        """``{"subsets": {name: {miou, miou_nan0, per_class_iou}}, "mean_miou", ...}``, in %."""
         subsets = {}
         for name in self._ordered():
             c = self.conf[name]

@@ -58,8 +58,10 @@ class SegFormerHead(nn.Module):
 
     def forward(self, feats: list[Tensor]) -> Tensor:
         size = feats[0].shape[2:]
-        ups = [F.interpolate(p(f), size=size, mode="bilinear", align_corners=False) if i else p(f)
-               for i, (p, f) in enumerate(zip(self.proj, feats, strict=True))]  # fmt: skip
+        ups = [
+            F.interpolate(p(f), size=size, mode="bilinear", align_corners=False) if i else p(f)
+            for i, (p, f) in enumerate(zip(self.proj, feats, strict=True))
+        ]
         x = self.fuse(torch.cat(ups[::-1], dim=1))  # SegFormer concatenates deepest first
         return self.classifier(self.dropout(x))
 
@@ -67,8 +69,15 @@ class SegFormerHead(nn.Module):
 class AnySegModel(nn.Module):
     """The anymodal segmentor. Build it with :func:`anyseg_model.create_model`."""
 
-    def __init__(self, encoder: MixVisionTransformer, num_classes: int, modalities: Iterable[str],
-                 decoder_dim: int, dropout: float = 0.1, config: Mapping[str, Any] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        encoder: MixVisionTransformer,
+        num_classes: int,
+        modalities: Iterable[str],
+        decoder_dim: int,
+        dropout: float = 0.1,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__()
         self.modalities: tuple[str, ...] = canonical(modalities)
         if not self.modalities:
@@ -107,8 +116,10 @@ class AnySegModel(nn.Module):
         if present is None:
             return mods, torch.ones(b, len(mods), dtype=torch.bool, device=ref.device)
         if present.shape != (b, len(mods)) or present.dtype != torch.bool:
-            raise ValueError(f"present must be bool (B, M) = ({b}, {len(mods)}) over {list(mods)}, "
-                             f"got {present.dtype} {tuple(present.shape)}")  # fmt: skip
+            raise ValueError(
+                f"present must be bool (B, M) = ({b}, {len(mods)}) over {list(mods)}, "
+                f"got {present.dtype} {tuple(present.shape)}"
+            )
         if not bool(present.any(1).all()):
             raise ValueError("every sample needs at least one present modality")
         return mods, present.to(ref.device)
@@ -160,7 +171,7 @@ _REGISTRY: dict[str, dict[str, Any]] = {
         num_heads=(1, 1, 2, 4),
         sr_ratios=(8, 4, 2, 1),
         decoder_dim=64,
-    ),  # fmt: skip
+    ),
     "anyseg_b0": dict(embed_dims=(32, 64, 160, 256), depths=(2, 2, 2, 2), decoder_dim=256, **_MIT),
     "anyseg_b1": dict(embed_dims=(64, 128, 320, 512), depths=(2, 2, 2, 2), decoder_dim=256, **_MIT),
     "anyseg_b2": dict(embed_dims=(64, 128, 320, 512), depths=(3, 4, 6, 3), decoder_dim=768, **_MIT),
@@ -199,10 +210,18 @@ def create_model(
     width = decoder_dim or spec.pop("decoder_dim")
     spec.pop("decoder_dim", None)
     mods = canonical(modalities)
-    encoder = MixVisionTransformer(**spec, drop_path=drop_path,
-                                   num_modalities=len(mods) if norm == "per_modality" else 1)  # fmt: skip
-    config = dict(name=name, num_classes=num_classes, modalities=list(mods), norm=norm,
-                  decoder_dim=width, drop_path=drop_path, dropout=dropout)  # fmt: skip
+    encoder = MixVisionTransformer(
+        **spec, drop_path=drop_path, num_modalities=len(mods) if norm == "per_modality" else 1
+    )
+    config = dict(
+        name=name,
+        num_classes=num_classes,
+        modalities=list(mods),
+        norm=norm,
+        decoder_dim=width,
+        drop_path=drop_path,
+        dropout=dropout,
+    )
     model = AnySegModel(encoder, num_classes, mods, width, dropout, config)
     model.pretrained_report = encoder.load_pretrained(pretrained) if pretrained else None
     return model

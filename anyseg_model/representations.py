@@ -185,8 +185,13 @@ def event_counts(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def encode_event(a: np.ndarray, saturation: float = 4.0) -> np.ndarray:
     """Event frame -> (positive, negative, any-event), counts saturating at ``saturation``."""
     pos, neg = event_counts(a)
-    return np.stack([np.minimum(pos / saturation, 1.0), np.minimum(neg / saturation, 1.0),
-                     ((pos + neg) > 0).astype(np.float32)]).astype(np.float32)  # fmt: skip
+    return np.stack(
+        [
+            np.minimum(pos / saturation, 1.0),
+            np.minimum(neg / saturation, 1.0),
+            ((pos + neg) > 0).astype(np.float32),
+        ]
+    ).astype(np.float32)
 
 
 def encode_lidar(
@@ -248,4 +253,3 @@ class Representation:
         if isinstance(d, str):
             return cls(d)
         return cls(d["name"], dict(d.get("params", {})))
-

@@ -64,7 +64,8 @@ def check_segmentor(settings: Settings, segmentor: Any) -> list[tuple[int, int, 
         rep = segmentor.representations[m].name
         if rep != DEFAULT_REPRESENTATIONS[m]:
             raise StartupError(
-                f"checkpoint {settings.checkpoint!r} encodes {m} as {rep!r}, which needs pre-rendered "
+                f"checkpoint {settings.checkpoint!r} encodes {m} as {rep!r}, "
+                "which needs pre-rendered "
                 f"images; the node's {INPUT_TOPICS[m]} carries raw sensor data "
                 f"({DEFAULT_REPRESENTATIONS[m]!r})"
             )

@@ -110,7 +110,9 @@ def write_bag(
             if sensor == "rgb":
                 rgb, labels = world.camera(t, condition, failure)
                 bag.write(SCHEDULES["rgb"].topic, log_ns, image_msg(header, rgb, "rgb8"))
-                info = camera_info_msg(header, ci.width, ci.height, ci.K, ci.D, ci.P, ci.distortion_model)
+                info = camera_info_msg(
+                    header, ci.width, ci.height, ci.K, ci.D, ci.P, ci.distortion_model
+                )
                 bag.write(CAMERA_INFO_TOPIC, log_ns, info)
                 bag.write(LABELS_TOPIC, log_ns, image_msg(header, labels, "mono8"))
             elif sensor == "depth":

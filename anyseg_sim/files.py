@@ -110,7 +110,7 @@ def raw_inputs(members: Mapping[str, np.ndarray], modalities: Sequence[str]) -> 
     for m in modalities:
         if m == "lidar":
             h, w = (int(v) for v in members["image_size_hw"])
-            dist = members["lidar_D"] if "lidar_D" in members else None
+            dist = members.get("lidar_D")
             K, T = members["lidar_K"], members["lidar_extrinsic"]
             out[m] = LidarScan(members["lidar"], K, T, (w, h), dist)
         else:
@@ -173,7 +173,8 @@ def calibration(frame_or_world) -> dict:
 def write_calibration(path: Path, frame_or_world) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     header = (
-        "# Synthetic rig calibration. lidar_extrinsic: row-major 4x4 taking LiDAR-frame points into\n"
+        "# Synthetic rig calibration. lidar_extrinsic: row-major 4x4 taking LiDAR-frame points\n"
+        "# into"
         "# the camera optical frame (the node's `lidar_extrinsic` parameter); camera_info: the\n"
         "# camera's K (3x3), D (plumb_bob) and P (3x4), row-major.\n"
     )

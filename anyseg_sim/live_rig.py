@@ -116,16 +116,26 @@ class Rig(Node):
         self.frames = [_message_kwargs(f) for f in frames]  # built once: the rig should be cheap
         self.rates = {m: int(r) for m, r in (kv.split("=") for kv in args.rates.split(","))}
         self.enabled = dict.fromkeys(self.rates, True)
-        self.pubs = {m: self.create_publisher(PointCloud2 if m == "lidar" else Image, TOPICS[m], qos_profile_sensor_data)
-                     for m in self.rates}  # fmt: skip
+        self.pubs = {
+            m: self.create_publisher(
+                PointCloud2 if m == "lidar" else Image, TOPICS[m], qos_profile_sensor_data
+            )
+            for m in self.rates
+        }
         self.pub_info = self.create_publisher(
             CameraInfo, CAMERA_INFO_TOPIC, qos_profile_sensor_data
         )
         self.commands: queue.Queue[str] = queue.Queue()
         self.tick = 0
         self.rng = np.random.default_rng(1)
-        self.camera_info = CameraInfo(width=cam.width, height=cam.height, distortion_model=cam.distortion_model,
-                                      k=cam.K.reshape(-1).tolist(), d=cam.D.tolist(), p=cam.P.reshape(-1).tolist())  # fmt: skip
+        self.camera_info = CameraInfo(
+            width=cam.width,
+            height=cam.height,
+            distortion_model=cam.distortion_model,
+            k=cam.K.reshape(-1).tolist(),
+            d=cam.D.tolist(),
+            p=cam.P.reshape(-1).tolist(),
+        )
         self.create_subscription(Image, OUTPUT_TOPICS["labels"], self._on_labels, 10)
         self.create_subscription(
             String, OUTPUT_TOPICS["info"], lambda m: emit(ev="info", **json.loads(m.data)), 10
@@ -189,8 +199,15 @@ class Rig(Node):
 
     def _on_labels(self, msg: Image) -> None:
         stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
-        emit(ev="labels", stamp=stamp, frame_id=msg.header.frame_id, w=msg.width, h=msg.height,
-             enc=msg.encoding, latency_ms=(time.time_ns() - stamp) / 1e6)  # fmt: skip
+        emit(
+            ev="labels",
+            stamp=stamp,
+            frame_id=msg.header.frame_id,
+            w=msg.width,
+            h=msg.height,
+            enc=msg.encoding,
+            latency_ms=(time.time_ns() - stamp) / 1e6,
+        )
 
     def _on_points(self, msg: PointCloud2) -> None:
         emit(
@@ -201,9 +218,17 @@ class Rig(Node):
         )
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
-        emit(ev="diag", status={s.name.split(": ")[-1]: {"level": s.level[0], "message": s.message,
-                                                          **{kv.key: kv.value for kv in s.values}}
-                                for s in msg.status})  # fmt: skip
+        emit(
+            ev="diag",
+            status={
+                s.name.split(": ")[-1]: {
+                    "level": s.level[0],
+                    "message": s.message,
+                    **{kv.key: kv.value for kv in s.values},
+                }
+                for s in msg.status
+            },
+        )
 
 
 class Listener(Node):

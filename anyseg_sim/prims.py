@@ -25,9 +25,24 @@ CARS, WALL, TRAFFICSIGN, SKY, TERRAIN = (
 )
 # The classes this world can produce (a subset of DELIVER's 25, same ids).
 SCENE_CLASSES: tuple[int, ...] = tuple(
-    sorted({BUILDING, FENCE, PEDESTRIAN, POLE, ROADLINE, ROAD, SIDEWALK, VEGETATION, CARS, WALL,
-            TRAFFICSIGN, SKY, TERRAIN})
-)  # fmt: skip
+    sorted(
+        {
+            BUILDING,
+            FENCE,
+            PEDESTRIAN,
+            POLE,
+            ROADLINE,
+            ROAD,
+            SIDEWALK,
+            VEGETATION,
+            CARS,
+            WALL,
+            TRAFFICSIGN,
+            SKY,
+            TERRAIN,
+        }
+    )
+)
 
 KIND_BOX, KIND_CYLINDER, KIND_ELLIPSOID = 0, 1, 2
 # Surface textures (RGB-only detail: none of them changes geometry or LiDAR reflectivity).

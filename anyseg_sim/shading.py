@@ -50,29 +50,46 @@ class Lighting:
 _COMMON = {"haze_m": 1500.0, "exposure": 1.3, "noise": 1.0, "event_noise_hz": 0.1}
 LIGHTING: dict[str, Lighting] = {
     "sun": Lighting(
-        **{**_COMMON, "exposure": 1.45}, ambient=0.35, sun=0.9,
-        sky_horizon=(0.55, 0.62, 0.72), sky_zenith=(0.22, 0.38, 0.68),
+        **{**_COMMON, "exposure": 1.45},
+        ambient=0.35,
+        sun=0.9,
+        sky_horizon=(0.55, 0.62, 0.72),
+        sky_zenith=(0.22, 0.38, 0.68),
     ),
     "cloud": Lighting(
-        **{**_COMMON, "haze_m": 900.0}, ambient=0.85, sun=0.08,
-        sky_horizon=(0.6, 0.6, 0.62), sky_zenith=(0.48, 0.49, 0.52),
+        **{**_COMMON, "haze_m": 900.0},
+        ambient=0.85,
+        sun=0.08,
+        sky_horizon=(0.6, 0.6, 0.62),
+        sky_zenith=(0.48, 0.49, 0.52),
     ),
     # Night: auto-exposure turns the gain up (x5), so the camera noise grows with it.
     "night": Lighting(
         **{**_COMMON, "haze_m": 1200.0, "exposure": 5.0, "noise": 3.0, "event_noise_hz": 1.2},
-        ambient=0.012, sun=0.0, sky_horizon=(0.025, 0.022, 0.03), sky_zenith=(0.004, 0.005, 0.01),
-        headlights=2.2, emissive=0.7,
+        ambient=0.012,
+        sun=0.0,
+        sky_horizon=(0.025, 0.022, 0.03),
+        sky_zenith=(0.004, 0.005, 0.01),
+        headlights=2.2,
+        emissive=0.7,
     ),
     "fog": Lighting(
-        **{**_COMMON, "event_noise_hz": 0.15}, ambient=0.7, sun=0.04,
-        sky_horizon=(0.6, 0.61, 0.63), sky_zenith=(0.6, 0.61, 0.63), fog_m=45.0,
+        **{**_COMMON, "event_noise_hz": 0.15},
+        ambient=0.7,
+        sun=0.04,
+        sky_horizon=(0.6, 0.61, 0.63),
+        sky_zenith=(0.6, 0.61, 0.63),
+        fog_m=45.0,
     ),
     "rain": Lighting(
         **{**_COMMON, "haze_m": 500.0, "exposure": 1.5, "noise": 1.3, "event_noise_hz": 0.25},
-        ambient=0.55, sun=0.0, sky_horizon=(0.42, 0.43, 0.46), sky_zenith=(0.36, 0.37, 0.4),
+        ambient=0.55,
+        sun=0.0,
+        sky_horizon=(0.42, 0.43, 0.46),
+        sky_zenith=(0.36, 0.37, 0.4),
         rain=True,
     ),
-}  # fmt: skip
+}
 
 # Ground reflectivity for the LiDAR. Lane paint deliberately gets the asphalt's value (real
 # retro-reflective paint is brighter), so RoadLine stays a class only colour can separate.

@@ -39,7 +39,7 @@ class BagRecord:
 
 @dataclass
 class BagContents:
-    """The readable messages of a bag in log-time order, and why reading stopped early, if it did."""
+    """A bag's readable messages in log-time order, and why reading stopped early, if it did."""
 
     path: Path
     records: list[BagRecord]
@@ -225,9 +225,9 @@ def concat_bags(
 class BagWriter:
     """A new rosbag2 (version 9, mcap or sqlite3), one connection per topic, counting messages:
 
-        with BagWriter(path) as bag:
-            bag.write("/rgb/image", log_ns, msg)      # a rosbags message (see typestore())
-            bag.write_raw(record)                      # a BagRecord as read, CDR untouched
+    with BagWriter(path) as bag:
+        bag.write("/rgb/image", log_ns, msg)      # a rosbags message (see typestore())
+        bag.write_raw(record)                      # a BagRecord as read, CDR untouched
     """
 
     def __init__(self, path: str | Path, storage: str = "mcap") -> None:
@@ -329,7 +329,9 @@ def cloud_msg(header: Any, points: np.ndarray) -> Any:
     field = T["sensor_msgs/msg/PointField"]
     pts = np.ascontiguousarray(points, dtype="<f4")
     names = ["x", "y", "z", "intensity"][: pts.shape[1]]
-    fields = [field(name=n, offset=4 * i, datatype=field.FLOAT32, count=1) for i, n in enumerate(names)]
+    fields = [
+        field(name=n, offset=4 * i, datatype=field.FLOAT32, count=1) for i, n in enumerate(names)
+    ]
     step = 4 * len(names)
     return T["sensor_msgs/msg/PointCloud2"](
         header=header,

@@ -157,10 +157,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--device", default="auto")
     ap.add_argument("--rate", type=float, default=1.0, help="live mode: replay speed")
-    ap.add_argument("--export-ply", type=int, default=0, metavar="N",
-                    help="offline: write the labelled LiDAR clouds of the first N frames as DIR/clouds/*.ply")  # fmt: skip
-    ap.add_argument("--match-tolerance-ms", type=float, default=30.0,
-                    help="pair a frame with ground truth at most this far apart in stamp")  # fmt: skip
+    ap.add_argument(
+        "--export-ply",
+        type=int,
+        default=0,
+        metavar="N",
+        help="offline: write the labelled LiDAR clouds of the first N frames as DIR/clouds/*.ply",
+    )
+    ap.add_argument(
+        "--match-tolerance-ms",
+        type=float,
+        default=30.0,
+        help="pair a frame with ground truth at most this far apart in stamp",
+    )
     args = ap.parse_args(argv)
 
     def say(line: str) -> None:
@@ -168,9 +177,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         values = parameter_values(args.params_file, args.param)
-        result = evaluate(args.bag, args.checkpoint, args.out, mode=args.mode, drops=args.drop, values=values,
-                          calibration=args.calibration, labels_topic=args.labels_topic, device=args.device,
-                          rate=args.rate, tolerance_ms=args.match_tolerance_ms, export_ply=args.export_ply, on_line=say)  # fmt: skip
+        result = evaluate(
+            args.bag,
+            args.checkpoint,
+            args.out,
+            mode=args.mode,
+            drops=args.drop,
+            values=values,
+            calibration=args.calibration,
+            labels_topic=args.labels_topic,
+            device=args.device,
+            rate=args.rate,
+            tolerance_ms=args.match_tolerance_ms,
+            export_ply=args.export_ply,
+            on_line=say,
+        )
     except (BagError, CheckpointError, SettingsError, ValueError, OSError) as e:
         print(f"anyseg-evaluate: {e}", file=sys.stderr)
         return 2

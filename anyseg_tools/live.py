@@ -139,16 +139,21 @@ class Monitor:
 
     def status_line(self, t_s: float) -> str:
         with self.lock:
-            sensors = " ".join(f"{m}:{'on' if self.sensors.get(m) == 'alive' else self.sensors.get(m, '-')}"
-                               for m in INPUT_TOPICS)  # fmt: skip
+            sensors = " ".join(
+                f"{m}:{'on' if self.sensors.get(m) == 'alive' else self.sensors.get(m, '-')}"
+                for m in INPUT_TOPICS
+            )
             recent = [f.latency_ms for f in self.frames[-20:]]
             last = subset_name(self.frames[-1].modalities) if self.frames else "-"
             scores = self.scorer.scores
             d = scores.to_dict()
             running = miou(sum(scores.conf.values())) * 100 if scores.conf else float("nan")
         lat = f"{np.median(recent):.0f} ms" if recent else "-"
-        return (f"[{t_s:5.1f} s] {sensors} | anchor {self.anchor or '-'} | last {last} | frames {len(self.frames)}"
-                f" | latency p50 {lat} | mIoU running {running:.1f} (mean over subsets {d['mean_miou']})")  # fmt: skip
+        return (
+            f"[{t_s:5.1f} s] {sensors} | anchor {self.anchor or '-'} | last {last} "
+            f"| frames {len(self.frames)} | latency p50 {lat} | mIoU running {running:.1f} "
+            f"(mean over subsets {d['mean_miou']})"
+        )
 
 
 def run_live(
@@ -176,8 +181,12 @@ def run_live(
     check_names(values)
     params = write_params(workdir / "params.yaml", values)
     log = (workdir / "node.log").open("wb")
-    proc = start([sys.executable, "-m", "anyseg_ros.node", "--ros-args", "--params-file", str(params)],
-                 env=os.environ, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    proc = start(
+        [sys.executable, "-m", "anyseg_ros.node", "--ros-args", "--params-file", str(params)],
+        env=os.environ,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     monitor = Monitor(classes, tolerance_ns)
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
@@ -210,8 +219,10 @@ def run_live(
             OUTPUT_TOPICS["labels"]
         ):
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise NodeFailed(f"the node {'exited' if proc.poll() is not None else 'did not start'}: "
-                                 f"{_tail(workdir / 'node.log')}")  # fmt: skip
+                raise NodeFailed(
+                    f"the node {'exited' if proc.poll() is not None else 'did not start'}: "
+                    f"{_tail(workdir / 'node.log')}"
+                )
             time.sleep(0.1)
         time.sleep(0.5)  # let discovery settle both ways before the first message
 
@@ -251,8 +262,15 @@ def run_live(
     bag_s = bag.records[-1].log_ns * 1e-9 - bag.records[0].log_ns * 1e-9 if bag.records else 0.0
     events = [((t - wall0) * 1e-9 * rate, m, state) for t, m, state in monitor.health_events]
     lost = max(0, monitor.node_frames - len(monitor.frames))
-    return LiveRun(monitor.frames, scorer, monitor.busy_drops + lost,
-                   outage_timeline(events, bag_s), exit_code, _tail(workdir / "node.log"), monitor.node_frames)  # fmt: skip
+    return LiveRun(
+        monitor.frames,
+        scorer,
+        monitor.busy_drops + lost,
+        outage_timeline(events, bag_s),
+        exit_code,
+        _tail(workdir / "node.log"),
+        monitor.node_frames,
+    )
 
 
 def _tail(path: Path, lines: int = 8) -> str:

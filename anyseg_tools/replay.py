@@ -43,8 +43,15 @@ def message_class(msgtype: str):
 class Replayer:
     """Publishes a bag's messages on ``node`` with the bag's timing, honouring drop windows."""
 
-    def __init__(self, node, bag: BagContents, rate: float = 1.0, loop: bool = False,
-                 drops: Sequence[DropWindow] = (), restamp: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        node,
+        bag: BagContents,
+        rate: float = 1.0,
+        loop: bool = False,
+        drops: Sequence[DropWindow] = (),
+        restamp: bool = True,
+    ) -> None:
         from rclpy.qos import QoSProfile, qos_profile_sensor_data
         from rclpy.serialization import deserialize_message
 
@@ -74,8 +81,9 @@ class Replayer:
             return replay_ns
         return self.start_ns + round((replay_ns - self.stamp0) * self.rate)
 
-    def run(self, stop: threading.Event | None = None,
-            on_tick: Callable[[float], None] | None = None) -> ReplayStats:  # fmt: skip
+    def run(
+        self, stop: threading.Event | None = None, on_tick: Callable[[float], None] | None = None
+    ) -> ReplayStats:
         """Publish until the bag ends (or forever with ``loop``) or ``stop`` is set.
 
         ``on_tick(bag_time_s)`` is called before each message, e.g. for a console line.
@@ -120,8 +128,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("bag", help="rosbag2 folder or .mcap/.db3 file")
     ap.add_argument("--rate", type=float, default=1.0, help="playback speed factor (default 1)")
     ap.add_argument("--loop", action="store_true", help="play again from the start when done")
-    ap.add_argument("--drop", action="append", default=[], metavar="MODALITY:START-END",
-                    help="silence a sensor from START to END seconds after the bag's start (repeatable)")  # fmt: skip
+    ap.add_argument(
+        "--drop",
+        action="append",
+        default=[],
+        metavar="MODALITY:START-END",
+        help="silence a sensor from START to END seconds after the bag's start (repeatable)",
+    )
     ap.add_argument(
         "--no-restamp",
         dest="restamp",
@@ -137,7 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if bag.error:
         print(
-            f"anyseg-replay: warning: {bag.error}; playing the {len(bag.records)} readable messages",
+            f"anyseg-replay: warning: {bag.error}; "
+            f"playing the {len(bag.records)} readable messages",
             file=sys.stderr,
         )
 
@@ -149,12 +163,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         node = rclpy.create_node("anyseg_replay")
         replayer = Replayer(node, bag, args.rate, args.loop, drops, args.restamp)
         print(
-            f"anyseg-replay: {len(bag.records)} messages, {replayer.duration_s:.1f} s, rate {args.rate}",
+            f"anyseg-replay: {len(bag.records)} messages, {replayer.duration_s:.1f} s, "
+            f"rate {args.rate}",
             flush=True,
         )
         stats = replayer.run()
-        print(f"anyseg-replay: published {sum(stats.published.values())}, dropped {sum(stats.dropped.values())}, "
-              f"max lag {stats.lag_ms_max:.1f} ms", flush=True)  # fmt: skip
+        print(
+            f"anyseg-replay: published {sum(stats.published.values())}, "
+            f"dropped {sum(stats.dropped.values())}, "
+            f"max lag {stats.lag_ms_max:.1f} ms",
+            flush=True,
+        )
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except ValueError as e:

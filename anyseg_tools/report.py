@@ -20,8 +20,11 @@ def percentiles(values: Sequence[float]) -> dict[str, float | None]:
     v = np.asarray([x for x in values if x is not None], float)
     if not v.size:
         return {"p50": None, "p95": None, "max": None}
-    return {"p50": round(float(np.percentile(v, 50)), 2), "p95": round(float(np.percentile(v, 95)), 2),
-            "max": round(float(v.max()), 2)}  # fmt: skip
+    return {
+        "p50": round(float(np.percentile(v, 50)), 2),
+        "p95": round(float(np.percentile(v, 95)), 2),
+        "max": round(float(v.max()), 2),
+    }
 
 
 def outage_timeline(
@@ -81,8 +84,13 @@ def build_report(
     }
 
 
-def write_report(out: Path, report: Mapping[str, Any], frames: Sequence[FrameResult],
-                 per_frame_miou: Mapping[int, float], palette: Sequence[Sequence[int]]) -> list[Path]:  # fmt: skip
+def write_report(
+    out: Path,
+    report: Mapping[str, Any],
+    frames: Sequence[FrameResult],
+    per_frame_miou: Mapping[int, float],
+    palette: Sequence[Sequence[int]],
+) -> list[Path]:
     """Write report.json, report.md, frames.csv and the plots into ``out``; returns the paths."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2))
@@ -91,8 +99,16 @@ def write_report(out: Path, report: Mapping[str, Any], frames: Sequence[FrameRes
         w = csv.writer(f)
         w.writerow(["stamp_ns", "anchor", "modalities", "latency_ms", "processing_ms", "miou"])
         for fr in frames:
-            w.writerow([fr.stamp_ns, fr.anchor, subset_name(fr.modalities), _cell(fr.latency_ms),
-                        _cell(fr.processing_ms), _cell(per_frame_miou.get(fr.stamp_ns))])  # fmt: skip
+            w.writerow(
+                [
+                    fr.stamp_ns,
+                    fr.anchor,
+                    subset_name(fr.modalities),
+                    _cell(fr.latency_ms),
+                    _cell(fr.processing_ms),
+                    _cell(per_frame_miou.get(fr.stamp_ns)),
+                ]
+            )
     written = [out / "report.json", out / "report.md", out / "frames.csv"]
     written += plots(out, report, frames, per_frame_miou, palette)
     for f in frames:
@@ -113,9 +129,20 @@ def write_ply(
         [np.asarray(palette, np.uint8), np.full((256 - len(palette), 3), 128, np.uint8)]
     )
     rgb = colours[labels]
-    header = ["ply", "format ascii 1.0", f"element vertex {len(pts)}", "property float x", "property float y",
-              "property float z", "property float intensity", "property uchar label", "property uchar red",
-              "property uchar green", "property uchar blue", "end_header"]  # fmt: skip
+    header = [
+        "ply",
+        "format ascii 1.0",
+        f"element vertex {len(pts)}",
+        "property float x",
+        "property float y",
+        "property float z",
+        "property float intensity",
+        "property uchar label",
+        "property uchar red",
+        "property uchar green",
+        "property uchar blue",
+        "end_header",
+    ]
     rows = np.column_stack([pts[:, :3], intensity, labels, rgb]).astype(object)
     with path.open("w") as f:
         f.write("\n".join(header) + "\n")
@@ -137,8 +164,13 @@ def markdown(report: Mapping[str, Any]) -> str:
         "",
         markdown_table(["subset", "frames", "mIoU", "mIoU (NaN=0)"], rows),
     ]
-    lines += ["", f"latency ms (stamp -> labels): p50 {_f(lat['p50'])}, p95 {_f(lat['p95'])}, max {_f(lat['max'])}",
-              f"model ms: p50 {_f(proc['p50'])}, p95 {_f(proc['p95'])}, max {_f(proc['max'])}", ""]  # fmt: skip
+    lines += [
+        "",
+        f"latency ms (stamp -> labels): p50 {_f(lat['p50'])}, p95 {_f(lat['p95'])}, "
+        f"max {_f(lat['max'])}",
+        f"model ms: p50 {_f(proc['p50'])}, p95 {_f(proc['p95'])}, max {_f(proc['max'])}",
+        "",
+    ]
     for m, spans in report["outages"].items():
         lines.append(f"- {m} out: " + ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in spans))
     return "\n".join(lines) + "\n"
@@ -152,8 +184,13 @@ def _f(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.2f}"
 
 
-def plots(out: Path, report: Mapping[str, Any], frames: Sequence[FrameResult],
-          per_frame_miou: Mapping[int, float], palette: Sequence[Sequence[int]]) -> list[Path]:  # fmt: skip
+def plots(
+    out: Path,
+    report: Mapping[str, Any],
+    frames: Sequence[FrameResult],
+    per_frame_miou: Mapping[int, float],
+    palette: Sequence[Sequence[int]],
+) -> list[Path]:
     """mIoU and active sensors over time, latency histogram, a few label overlays."""
     import matplotlib
 

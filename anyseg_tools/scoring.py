@@ -127,7 +127,9 @@ def run_offline(
         )
         if "lidar" in arrays and keep_clouds > 0:
             keep_clouds -= 1
-            scan = arrays["lidar"]  # each point labelled by the pixel it projects to, as the node does
+            scan = arrays[
+                "lidar"
+            ]  # each point labelled by the pixel it projects to, as the node does
             frame.cloud = (scan.points, labels_for_points(scan.projection.pixel, pred.labels))
         frames.append(frame)
         scorer.add_frame(frame)

@@ -62,8 +62,15 @@ def bench_frame(width: int, height: int, points: int, repeats: int) -> dict[str,
             width=width, height=height, k=[f, 0.0, width / 2, 0.0, f, height / 2, 0.0, 0.0, 1.0]
         )
     )
-    cloud = np.stack([rng.uniform(2, 50, points), rng.uniform(-20, 20, points), rng.uniform(-2, 2, points),
-                      rng.uniform(0, 1, points)], 1).astype(np.float32)  # fmt: skip
+    cloud = np.stack(
+        [
+            rng.uniform(2, 50, points),
+            rng.uniform(-20, 20, points),
+            rng.uniform(-2, 2, points),
+            rng.uniform(0, 1, points),
+        ],
+        1,
+    ).astype(np.float32)
     kw = build_pointcloud(cloud)
     fields = [PointField(**f._asdict()) for f in kw.pop("fields")]
     msgs = {
@@ -80,8 +87,10 @@ def bench_frame(width: int, height: int, points: int, repeats: int) -> dict[str,
 
     rclpy.init()
     node = rclpy.create_node("bench_ros")
-    pubs = {k: node.create_publisher(t, f"bench/{k}", 10) for k, t in
-            (("labels", Image), ("color", Image), ("points", PointCloud2), ("info", String))}  # fmt: skip
+    pubs = {
+        k: node.create_publisher(t, f"bench/{k}", 10)
+        for k, t in (("labels", Image), ("color", Image), ("points", PointCloud2), ("info", String))
+    }
     sync = ModalitySynchronizer(
         settings.modalities, settings.slop_ns, settings.timeout_ns, settings.wait_ns
     )
@@ -152,7 +161,9 @@ def bench_e2e(size: str, model: str, device: str, seconds: float) -> dict[str, f
     env = loopback_env()
     rig_cmd = rig_command("--width", str(width), "--height", str(height))
     with (
-        child(node_command(params), env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as node,
+        child(
+            node_command(params), env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        ) as node,
         child(rig_cmd, env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as rig,
     ):
         w = Watcher(rig, watch=(node,))
@@ -191,16 +202,22 @@ def main() -> None:
     if "frame" in parts:
         w, h = (int(v) for v in args.size.split("x"))
         res = bench_frame(w, h, args.points, args.repeats)
-        print(f"frame set {w}x{h}, {args.points} points, model excluded (median ms): "
-              + ", ".join(f"{k} {v:.2f}" for k, v in res.items()))  # fmt: skip
+        print(
+            f"frame set {w}x{h}, {args.points} points, model excluded (median ms): "
+            + ", ".join(f"{k} {v:.2f}" for k, v in res.items())
+        )
     if "sync" in parts:
         print(
-            f"synchroniser: {bench_sync(args.sync_messages):,.0f} messages/s (4 streams, 30/30/30/10 Hz stamps)"
+            f"synchroniser: {bench_sync(args.sync_messages):,.0f} messages/s "
+            "(4 streams, 30/30/30/10 Hz stamps)"
         )
     if "e2e" in parts:
         res = bench_e2e(args.e2e_size, args.e2e_model, args.device, args.seconds)
-        print(f"end to end {args.e2e_model} on {args.device}, synthetic world {args.e2e_size}, camera 15 Hz, "
-              "LiDAR 10 Hz: " + ", ".join(f"{k} {v:.1f}" for k, v in res.items()))  # fmt: skip
+        print(
+            f"end to end {args.e2e_model} on {args.device}, synthetic world {args.e2e_size}, "
+            "camera 15 Hz, "
+            "LiDAR 10 Hz: " + ", ".join(f"{k} {v:.1f}" for k, v in res.items())
+        )
 
 
 if __name__ == "__main__":

@@ -75,13 +75,18 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             write_bag(Path(tmp) / "bag", SyntheticWorld(cfg(r)), frames=args.frames)
 
-    cmd = f"python bench/bench_synthetic.py --size {args.size} --frames {args.frames} --rounds {args.rounds}"
+    cmd = (
+        f"python bench/bench_synthetic.py --size {args.size} --frames {args.frames} "
+        f"--rounds {args.rounds}"
+    )
     where = f"{platform.processor() or platform.machine()}, 1 core pinned, numpy"
     print(f"| benchmark ({args.size}, {where}) | wall clock | per CPU second | command |")
     print("|---|---|---|---|")
-    for name, fn in (("synthetic world: all sensors per frame (world.frame)", frames),
-                     ("synthetic world + DELIVER files (6 PNG + raw npz)", deliver),
-                     ("synthetic world -> rosbag2 mcap, per 20 Hz camera frame", bag)):  # fmt: skip
+    for name, fn in (
+        ("synthetic world: all sensors per frame (world.frame)", frames),
+        ("synthetic world + DELIVER files (6 PNG + raw npz)", deliver),
+        ("synthetic world -> rosbag2 mcap, per 20 Hz camera frame", bag),
+    ):
         wall, cpu = rate(fn, args.frames, args.rounds)
         print(f"| {name} | {wall:.1f} frames/s | {cpu:.1f} frames/s | `{cmd}` |", flush=True)
     return 0

@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         / rows["student step, per-sample loop"]
     )
     print(
-        f"{args.model}, {h}x{w}, batch {b}, {k} classes, {args.threads} thread(s), CPU, torch {torch.__version__}"
+        f"{args.model}, {h}x{w}, batch {b}, {k} classes, {args.threads} thread(s), CPU, "
+        f"torch {torch.__version__}"
     )
     print("| step | images/s |\n|---|---:|")
     for name, v in rows.items():

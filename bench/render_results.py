@@ -63,11 +63,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no <run>/eval.json under {root}", file=sys.stderr)
         return 1
     print(
-        "mIoU (%) per modality subset, IoU averaged over classes present in prediction or ground truth:\n"
+        "mIoU (%) per modality subset, "
+        "IoU averaged over classes present in prediction or ground truth:\n"
     )
     print(table(runs, "miou", "mean_miou"))
-    print("\nmIoU (%) with NaN IoU = 0, averaged over all "
-          f"{len(runs[0][2]['classes'])} classes (reference convention):\n")  # fmt: skip
+    print(
+        "\nmIoU (%) with NaN IoU = 0, averaged over all "
+        f"{len(runs[0][2]['classes'])} classes (reference convention):\n"
+    )
     print(table(runs, "miou_nan0", "mean_miou_nan0"))
     print("\nMean mIoU by number of modalities given, and training cost:\n")
     rows = []

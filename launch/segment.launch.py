@@ -20,10 +20,16 @@ def generate_launch_description() -> LaunchDescription:
     default_params = PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "segment.yaml"])
     return LaunchDescription(
         [
-            DeclareLaunchArgument("params_file", default_value=default_params,
-                                  description="YAML with the anyseg_node parameters"),
-            DeclareLaunchArgument("namespace", default_value="",
-                                  description="namespace for the node and its relative topics"),
+            DeclareLaunchArgument(
+                "params_file",
+                default_value=default_params,
+                description="YAML with the anyseg_node parameters",
+            ),
+            DeclareLaunchArgument(
+                "namespace",
+                default_value="",
+                description="namespace for the node and its relative topics",
+            ),
             DeclareLaunchArgument("log_level", default_value="info", description="ROS log level"),
             Node(
                 package=PACKAGE,
@@ -36,4 +42,4 @@ def generate_launch_description() -> LaunchDescription:
                 emulate_tty=True,
             ),
         ]
-    )  # fmt: skip
+    )

@@ -56,8 +56,13 @@ def make_recording(
     for k, condition in enumerate(conditions):
         world = SyntheticWorld(WorldConfig(width=size[0], height=size[1], seed=seed + k))
         bar = tqdm(total=frames, desc=f"recording {condition}", unit="frame")
-        write_bag(out / "parts" / condition, world, frames=frames, condition=condition,
-                  on_message=lambda sensor, bar=bar: bar.update(sensor == "rgb"))  # fmt: skip
+        write_bag(
+            out / "parts" / condition,
+            world,
+            frames=frames,
+            condition=condition,
+            on_message=lambda sensor, bar=bar: bar.update(sensor == "rgb"),
+        )
         bar.close()
         parts.append(out / "parts" / condition)
         write_calibration(out / "calibration.yaml", world)  # the same rig for every map
@@ -99,9 +104,16 @@ def main() -> int:
     )
 
     try:
-        result = evaluate(recording, args.checkpoint, args.out, mode="live", drops=drops,
-                          values=dict(NODE_PARAMETERS), calibration=args.out / "calibration.yaml",
-                          device=args.device)  # fmt: skip
+        result = evaluate(
+            recording,
+            args.checkpoint,
+            args.out,
+            mode="live",
+            drops=drops,
+            values=dict(NODE_PARAMETERS),
+            calibration=args.out / "calibration.yaml",
+            device=args.device,
+        )
     except (CheckpointError, SettingsError, BagError, ValueError) as e:
         print(f"demo: {e}", file=sys.stderr)
         return 2
@@ -110,7 +122,8 @@ def main() -> int:
         return 1
     r = result.report
     print(
-        f"\nper modality subset actually used (live, {r['frames']} frames, {r['frames_dropped']} dropped):"
+        f"\nper modality subset actually used (live, {r['frames']} frames, "
+        f"{r['frames_dropped']} dropped):"
     )
     print(result.table)
     lat = r["latency_ms"]

@@ -72,7 +72,9 @@ def test_no_rclpy_outside_the_node(package):
 
 def test_the_synthetic_world_needs_neither_rclpy_nor_torch():
     # Its live rig publishes ROS topics, so it alone must import rclpy.
-    _imports_with_blocked(_modules("anyseg_sim", exclude=("anyseg_sim.live_rig",)), ("rclpy", "torch"))
+    _imports_with_blocked(
+        _modules("anyseg_sim", exclude=("anyseg_sim.live_rig",)), ("rclpy", "torch")
+    )
 
 
 def test_the_robot_side_imports_nothing_offline():

@@ -70,8 +70,12 @@ class DataBundle:
 
     def describe(self) -> dict[str, Any]:
         """save_checkpoint's description arguments: what the node needs to run the model."""
-        return {"classes": list(self.classes), "palette": [list(c) for c in self.palette],
-                "representations": self.representations, "input_size": list(self.input_size)}  # fmt: skip
+        return {
+            "classes": list(self.classes),
+            "palette": [list(c) for c in self.palette],
+            "representations": self.representations,
+            "input_size": list(self.input_size),
+        }
 
 
 def _main_first(rt: Runtime, fn):
@@ -84,8 +88,14 @@ def _main_first(rt: Runtime, fn):
     return value
 
 
-def build_data(cfg: Config, rt: Runtime, *, train: bool = True, source: str | None = None,
-               representations: dict[str, Representation] | None = None) -> DataBundle:  # fmt: skip
+def build_data(
+    cfg: Config,
+    rt: Runtime,
+    *,
+    train: bool = True,
+    source: str | None = None,
+    representations: dict[str, Representation] | None = None,
+) -> DataBundle:
     """Train (augmented) and val (resized only) data sets of the configured source.
     ``representations`` (e.g. a checkpoint's) replace the source's own."""
     d = cfg.data
@@ -100,8 +110,16 @@ def build_data(cfg: Config, rt: Runtime, *, train: bool = True, source: str | No
     std = tuple(rgb.params.get("std", IMAGENET_STD)) if rgb else IMAGENET_STD
     a = cfg.augment
     if a.enabled:
-        tf = JointTransform(size, dense, scale=tuple(a.scale), hflip=a.hflip, jitter=a.jitter, blur=a.blur,
-                            rgb_mean=mean, rgb_std=std)  # fmt: skip
+        tf = JointTransform(
+            size,
+            dense,
+            scale=tuple(a.scale),
+            hflip=a.hflip,
+            jitter=a.jitter,
+            blur=a.blur,
+            rgb_mean=mean,
+            rgb_std=std,
+        )
     else:
         tf = EvalTransform(size, dense)
     seed = cfg.run.seed + 7_919 * rt.rank
@@ -111,8 +129,15 @@ def build_data(cfg: Config, rt: Runtime, *, train: bool = True, source: str | No
         else None
     )
     val_ds = EncodedDataset(raw_val, EvalTransform(size, dense), cache=False, representations=reps)
-    return DataBundle(train_ds, val_ds, tuple(raw_val.classes), list(raw_val.palette), tuple(raw_val.modalities),
-                      reps, size)  # fmt: skip
+    return DataBundle(
+        train_ds,
+        val_ds,
+        tuple(raw_val.classes),
+        list(raw_val.palette),
+        tuple(raw_val.modalities),
+        reps,
+        size,
+    )
 
 
 def write_scores(

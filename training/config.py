@@ -190,8 +190,10 @@ def _set(cfg: Config, key: str, value: Any) -> None:
     sub = getattr(cfg, section)
     hints = typing.get_type_hints(type(sub))
     if name not in hints:
-        raise ConfigError(f"unknown config key {key!r}; valid keys in {section}: "
-                          f"{', '.join(k for k in valid_keys(cfg) if k.startswith(section + '.'))}")  # fmt: skip
+        raise ConfigError(
+            f"unknown config key {key!r}; valid keys in {section}: "
+            f"{', '.join(k for k in valid_keys(cfg) if k.startswith(section + '.'))}"
+        )
     setattr(sub, name, _coerce(value, hints[name], key))
 
 

@@ -2,9 +2,10 @@
 L = L_sup + mad*MAD + umd*UMD + cmd*CMD (+ ummkd*UMMKD, method.md section 9).
 
     python training/distill.py --teacher runs/teacher/teacher.pt
-    python training/distill.py --config training/configs/smoke.yaml --teacher T.pt --out runs/smoke/student
+    python training/distill.py --config training/configs/smoke.yaml --teacher T.pt \\
+        --out runs/smoke/student
     python training/distill.py --teacher T.pt loss.umd=0 loss.cmd=0            # L_sup + MAD only
-    python training/distill.py --teacher T.pt model.norm=per_modality loss.ummkd=0.5   # UMMKD variant
+    python training/distill.py --teacher T.pt model.norm=per_modality loss.ummkd=0.5  # UMMKD
     python training/distill.py --teacher T.pt student.init=scratch              # or teacher / mit
 
 Each batch draws a modality subset PER SAMPLE (student.dropout_mode=per_batch: the reference's one
@@ -41,8 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     s, lc = cfg.student, cfg.loss
     needs_teacher = bool(lc.mad or lc.umd or lc.cmd) or s.init == "teacher"
     if needs_teacher and not s.teacher:
-        raise SystemExit("distill.py: give --teacher CKPT (MAD/UMD/CMD and init=teacher need one), "
-                         "or set loss.mad=0 loss.umd=0 loss.cmd=0 student.init=scratch")  # fmt: skip
+        raise SystemExit(
+            "distill.py: give --teacher CKPT (MAD/UMD/CMD and init=teacher need one), "
+            "or set loss.mad=0 loss.umd=0 loss.cmd=0 student.init=scratch"
+        )
 
     data = build_data(cfg, rt)
 
@@ -52,37 +55,64 @@ def main(argv: list[str] | None = None) -> int:
         ck = load_checkpoint(s.teacher)
         teacher = ck.model.to(rt.device).eval().requires_grad_(False)
         if teacher.modalities != data.modalities:
-            raise SystemExit(f"teacher modalities {list(teacher.modalities)} differ from the data's "
-                             f"{list(data.modalities)}")  # fmt: skip
+            raise SystemExit(
+                f"teacher modalities {list(teacher.modalities)} differ from the data's "
+                f"{list(data.modalities)}"
+            )
         if ck.classes != data.classes:
             raise SystemExit(
                 f"teacher classes ({len(ck.classes)}) differ from the data's ({len(data.classes)})"
             )
     if rt.is_main:
-        print(f"data {cfg.data.source}: {len(data.train)} train / {len(data.val)} val; teacher {s.teacher or '-'}; "
-              f"init {s.init}; weights mad={lc.mad} umd={lc.umd} cmd={lc.cmd} ummkd={lc.ummkd}", flush=True)  # fmt: skip
+        print(
+            f"data {cfg.data.source}: {len(data.train)} train / {len(data.val)} val; "
+            f"teacher {s.teacher or '-'}; "
+            f"init {s.init}; weights mad={lc.mad} umd={lc.umd} cmd={lc.cmd} ummkd={lc.ummkd}",
+            flush=True,
+        )
 
     # Student: same architecture family as configured; start from scratch, the teacher, or MiT.
     m = cfg.model
-    model = create_model(m.name, len(data.classes), data.modalities, norm=m.norm, decoder_dim=m.decoder_dim or None,
-                         drop_path=m.drop_path, dropout=m.dropout,
-                         pretrained=m.pretrained if s.init == "mit" else None)  # fmt: skip
+    model = create_model(
+        m.name,
+        len(data.classes),
+        data.modalities,
+        norm=m.norm,
+        decoder_dim=m.decoder_dim or None,
+        drop_path=m.drop_path,
+        dropout=m.dropout,
+        pretrained=m.pretrained if s.init == "mit" else None,
+    )
     if s.init == "teacher":
         missing, unexpected = model.load_state_dict(
             expand_state_for(model, teacher.state_dict()), strict=False
         )
         if missing or unexpected:
-            raise SystemExit(f"student.init=teacher: architectures differ (missing {missing[:4]}, "
-                             f"unexpected {unexpected[:4]}); set model.name to the teacher's")  # fmt: skip
+            raise SystemExit(
+                f"student.init=teacher: architectures differ (missing {missing[:4]}, "
+                f"unexpected {unexpected[:4]}); set model.name to the teacher's"
+            )
     model.to(rt.device)
 
     # Anymodal dropout: a presence mask per sample, from a stream of this rank's own.
-    sampler = SubsetSampler(data.modalities, distribution=s.subset_distribution, mode=s.dropout_mode,
-                            seed=cfg.run.seed, rank=rt.rank)  # fmt: skip
+    sampler = SubsetSampler(
+        data.modalities,
+        distribution=s.subset_distribution,
+        mode=s.dropout_mode,
+        seed=cfg.run.seed,
+        rank=rt.rank,
+    )
     task = StudentTask(model, lc)
     # Per-modality norms of absent modalities get no gradient in a step: DDP must allow that.
-    trainable = DDP(task, device_ids=[rt.local_rank] if rt.device.type == "cuda" else None,
-                    find_unused_parameters=m.norm == "per_modality") if rt.distributed else task  # fmt: skip
+    trainable = (
+        DDP(
+            task,
+            device_ids=[rt.local_rank] if rt.device.type == "cuda" else None,
+            find_unused_parameters=m.norm == "per_modality",
+        )
+        if rt.distributed
+        else task
+    )
     use_teacher = bool(lc.mad or lc.umd or lc.cmd)
 
     def step(batch: dict) -> dict[str, torch.Tensor]:
@@ -94,8 +124,19 @@ def main(argv: list[str] | None = None) -> int:
         return trainable(inputs, present, label, t_feats, t_logits)
 
     meta = run_meta(cfg, "student", teacher=str(s.teacher))
-    result = fit(cfg, rt, model, trainable, step, data, out, meta=meta, sampler=sampler, resume=args.resume,
-                 desc="student")  # fmt: skip
+    result = fit(
+        cfg,
+        rt,
+        model,
+        trainable,
+        step,
+        data,
+        out,
+        meta=meta,
+        sampler=sampler,
+        resume=args.resume,
+        desc="student",
+    )
 
     if rt.is_main and result.finished:
         finish_run(cfg, rt, model, data, out, meta, result, "student")

@@ -50,8 +50,15 @@ class SubsetSampler:
     sample is never left without input. A sample with nothing available is an error.
     """
 
-    def __init__(self, modalities: Sequence[str], *, distribution: str = "anyseg", mode: str = "per_sample",
-                 seed: int = 0, rank: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        modalities: Sequence[str],
+        *,
+        distribution: str = "anyseg",
+        mode: str = "per_sample",
+        seed: int = 0,
+        rank: int = 0,
+    ) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown dropout mode {mode!r}; valid: {list(MODES)}")
         self.modalities = canonical(modalities)
@@ -79,8 +86,10 @@ class SubsetSampler:
         if available is not None:
             available = available.to(torch.bool).cpu()
             if available.shape != (batch_size, len(self.modalities)):
-                raise ValueError(f"available must be (B, M) = ({batch_size}, {len(self.modalities)}), "
-                                 f"got {tuple(available.shape)}")  # fmt: skip
+                raise ValueError(
+                    f"available must be (B, M) = ({batch_size}, {len(self.modalities)}), "
+                    f"got {tuple(available.shape)}"
+                )
             if not bool(available.any(1).all()):
                 raise ValueError("a sample has no available modality at all")
         if self.mode == "per_batch":
@@ -94,8 +103,11 @@ class SubsetSampler:
             empty = ~mask.any(1)
             if not bool(empty.any()):
                 return mask
-            redraw = self._draw(int(empty.sum())) if self.mode == "per_sample" else (
-                self._draw(1).expand(int(empty.sum()), -1))  # fmt: skip
+            redraw = (
+                self._draw(int(empty.sum()))
+                if self.mode == "per_sample"
+                else (self._draw(1).expand(int(empty.sum()), -1))
+            )
             mask[empty] = redraw & available[empty]
         # Pathological availability (e.g. one rare modality): fall back to all that is there.
         empty = ~mask.any(1)

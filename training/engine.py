@@ -131,8 +131,13 @@ class WarmupPoly:
         return max(0.0, 1.0 - (step - self.warmup) / span) ** self.power
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, total: int, warmup: int, ratio: float = 0.1,
-                    power: float = 0.9) -> torch.optim.lr_scheduler.LambdaLR:  # fmt: skip
+def build_scheduler(
+    optimizer: torch.optim.Optimizer,
+    total: int,
+    warmup: int,
+    ratio: float = 0.1,
+    power: float = 0.9,
+) -> torch.optim.lr_scheduler.LambdaLR:
     return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupPoly(total, warmup, ratio, power))
 
 
@@ -154,8 +159,13 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     )
 
 
-def optimizer_step(total: Tensor, params: list[Tensor], optimizer: torch.optim.Optimizer,
-                   scaler: torch.amp.GradScaler | None, grad_clip: float) -> float:  # fmt: skip
+def optimizer_step(
+    total: Tensor,
+    params: list[Tensor],
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    grad_clip: float,
+) -> float:
     """Backward, unscale, clip, step. Returns the global gradient norm before clipping."""
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
@@ -173,20 +183,37 @@ def optimizer_step(total: Tensor, params: list[Tensor], optimizer: torch.optim.O
 
 
 # ----------------------------------------------------------------------------- data order
-def make_loader(dataset, batch_size: int, *, shuffle: bool, seed: int, epoch: int, rt: Runtime,
-                num_workers: int = 0, drop_last: bool = False) -> torch.utils.data.DataLoader:  # fmt: skip
+def make_loader(
+    dataset,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int,
+    epoch: int,
+    rt: Runtime,
+    num_workers: int = 0,
+    drop_last: bool = False,
+) -> torch.utils.data.DataLoader:
     """A loader whose order depends only on (seed, epoch) (and the rank's shard under DDP)."""
     if hasattr(dataset, "set_epoch"):
         dataset.set_epoch(epoch)
     if rt.distributed:
-        sampler = torch.utils.data.DistributedSampler(dataset, rt.world_size, rt.rank, shuffle=shuffle,
-                                                      seed=seed, drop_last=drop_last)  # fmt: skip
+        sampler = torch.utils.data.DistributedSampler(
+            dataset, rt.world_size, rt.rank, shuffle=shuffle, seed=seed, drop_last=drop_last
+        )
         sampler.set_epoch(epoch)
-        return torch.utils.data.DataLoader(dataset, batch_size, sampler=sampler, num_workers=num_workers,
-                                           drop_last=drop_last)  # fmt: skip
+        return torch.utils.data.DataLoader(
+            dataset, batch_size, sampler=sampler, num_workers=num_workers, drop_last=drop_last
+        )
     g = torch.Generator().manual_seed(seed * 7_919 + epoch)
-    return torch.utils.data.DataLoader(dataset, batch_size, shuffle=shuffle, generator=g, num_workers=num_workers,
-                                       drop_last=drop_last)  # fmt: skip
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size,
+        shuffle=shuffle,
+        generator=g,
+        num_workers=num_workers,
+        drop_last=drop_last,
+    )
 
 
 def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
@@ -213,7 +240,7 @@ def rng_state() -> dict[str, Any]:
             "pos": int(pos),
             "has_gauss": int(has_gauss),
             "cached": float(cached),
-        },  # fmt: skip
+        },
         "python": {
             "version": version,
             "internal": torch.tensor(internal, dtype=torch.int64),
@@ -237,14 +264,30 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_training_state(path: str | Path, model: nn.Module, *, optimizer, scheduler, epoch: int, step: int,
-                        sampler=None, scaler=None, describe: Mapping[str, Any], meta: Mapping[str, Any]) -> Path:  # fmt: skip
+def save_training_state(
+    path: str | Path,
+    model: nn.Module,
+    *,
+    optimizer,
+    scheduler,
+    epoch: int,
+    step: int,
+    sampler=None,
+    scaler=None,
+    describe: Mapping[str, Any],
+    meta: Mapping[str, Any],
+) -> Path:
     """A normal, node-loadable checkpoint plus everything ``--resume`` needs in ``extra``.
 
     describe: save_checkpoint's classes / palette / representations / input_size.
     """
-    extra = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state(),
-             "epoch": epoch, "step": step}  # fmt: skip
+    extra = {
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": rng_state(),
+        "epoch": epoch,
+        "step": step,
+    }
     if sampler is not None:
         extra["sampler"] = sampler.state_dict()
     if scaler is not None:
@@ -254,8 +297,9 @@ def save_training_state(path: str | Path, model: nn.Module, *, optimizer, schedu
     )
 
 
-def load_training_state(path: str | Path, model: nn.Module, *, optimizer, scheduler, sampler=None,
-                        scaler=None) -> tuple[int, int]:  # fmt: skip
+def load_training_state(
+    path: str | Path, model: nn.Module, *, optimizer, scheduler, sampler=None, scaler=None
+) -> tuple[int, int]:
     """Restore a :func:`save_training_state` file in place; returns (epoch done, global step)."""
     data = read_checkpoint(path)
     extra = data.get("extra") or {}
@@ -331,4 +375,3 @@ def progress(iterable, total: int | None, desc: str, enabled: bool) -> Any:
 def mean_scalars(history: list[dict[str, float]]) -> dict[str, float]:
     keys = {k for h in history for k in h}
     return {k: float(np.mean([h[k] for h in history if k in h])) for k in sorted(keys)}
-

@@ -2,7 +2,8 @@
 
     python training/evaluate.py --checkpoint runs/student/student.pt
     python training/evaluate.py --checkpoint S.pt --data deliver:/data/DELIVER data.val_split=test
-    python training/evaluate.py --checkpoint S.pt --config training/configs/smoke.yaml --out runs/eval
+    python training/evaluate.py --checkpoint S.pt --config training/configs/smoke.yaml \\
+        --out runs/eval
 
 Missing modalities are dropped from the fusion mean, never zero-filled. Per subset: confusion
 matrix over the split, per-class IoU, mIoU over classes that occur (``miou``) and over all classes
@@ -60,17 +61,38 @@ def main(argv: list[str] | None = None) -> int:
             f"data classes ({len(data.classes)}) differ from the checkpoint's ({len(ck.classes)})"
         )
     model = ck.model.to(rt.device)
-    loader = torch.utils.data.DataLoader(data.val, cfg.optim.batch_size, shuffle=False,
-                                         num_workers=cfg.data.num_workers)  # fmt: skip
-    print(f"evaluating {args.checkpoint} on {cfg.data.source} [{cfg.data.val_split}], {len(data.val)} samples, "
-          f"{2 ** len(ck.modalities) - 1} subsets", flush=True)  # fmt: skip
-    scores = evaluate_subsets(model, loader, ck.classes, rt.device, amp_dtype=amp_settings(rt.device, cfg.run.amp)[0],
-                              max_batches=args.max_batches)  # fmt: skip
-    summary = write_scores(scores, out, extra={"checkpoint": str(args.checkpoint), "data": cfg.data.source,
-                                               "split": cfg.data.val_split})  # fmt: skip
+    loader = torch.utils.data.DataLoader(
+        data.val, cfg.optim.batch_size, shuffle=False, num_workers=cfg.data.num_workers
+    )
+    print(
+        f"evaluating {args.checkpoint} on {cfg.data.source} [{cfg.data.val_split}], "
+        f"{len(data.val)} samples, "
+        f"{2 ** len(ck.modalities) - 1} subsets",
+        flush=True,
+    )
+    scores = evaluate_subsets(
+        model,
+        loader,
+        ck.classes,
+        rt.device,
+        amp_dtype=amp_settings(rt.device, cfg.run.amp)[0],
+        max_batches=args.max_batches,
+    )
+    summary = write_scores(
+        scores,
+        out,
+        extra={
+            "checkpoint": str(args.checkpoint),
+            "data": cfg.data.source,
+            "split": cfg.data.val_split,
+        },
+    )
     print(scores.table())
-    print(f"mean mIoU over {len(summary['subsets'])} subsets: {summary['mean_miou']} "
-          f"(NaN=0 over all {len(ck.classes)} classes: {summary['mean_miou_nan0']}); wrote {out / 'eval.json'}")  # fmt: skip
+    print(
+        f"mean mIoU over {len(summary['subsets'])} subsets: {summary['mean_miou']} "
+        f"(NaN=0 over all {len(ck.classes)} classes: {summary['mean_miou_nan0']}); "
+        f"wrote {out / 'eval.json'}"
+    )
     return 0
 
 

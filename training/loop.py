@@ -48,9 +48,20 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def fit(cfg: Config, rt: Runtime, model: AnySegModel, trainable: nn.Module, step_fn: StepFn, data: DataBundle,
-        out: Path, *, meta: dict[str, Any], sampler: Any = None, resume: bool = False,
-        desc: str = "train") -> FitResult:  # fmt: skip
+def fit(
+    cfg: Config,
+    rt: Runtime,
+    model: AnySegModel,
+    trainable: nn.Module,
+    step_fn: StepFn,
+    data: DataBundle,
+    out: Path,
+    *,
+    meta: dict[str, Any],
+    sampler: Any = None,
+    resume: bool = False,
+    desc: str = "train",
+) -> FitResult:
     """Train ``model`` (the parameters of ``trainable``, maybe a DDP wrapper) for cfg.optim.
 
     step_fn(batch) -> {"loss": total, other terms...}, called under autocast. Writes
@@ -61,8 +72,10 @@ def fit(cfg: Config, rt: Runtime, model: AnySegModel, trainable: nn.Module, step
     optimizer = build_optimizer(model, o.lr, o.weight_decay, o.betas)
     n_batches = len(data.train) // (o.batch_size * rt.world_size)
     if n_batches == 0:
-        raise SystemExit(f"{len(data.train)} training samples make no full batch of {o.batch_size} "
-                         f"x {rt.world_size} rank(s); lower optim.batch_size or add data")  # fmt: skip
+        raise SystemExit(
+            f"{len(data.train)} training samples make no full batch of {o.batch_size} "
+            f"x {rt.world_size} rank(s); lower optim.batch_size or add data"
+        )
     total = o.epochs * n_batches
     if o.max_steps:
         total = min(total, o.max_steps)
@@ -73,8 +86,9 @@ def fit(cfg: Config, rt: Runtime, model: AnySegModel, trainable: nn.Module, step
     ckpt = out / "checkpoint.pt"
     start_epoch, step = 0, 0
     if resume and ckpt.is_file():
-        start_epoch, step = load_training_state(ckpt, model, optimizer=optimizer, scheduler=scheduler,
-                                                sampler=sampler, scaler=scaler)  # fmt: skip
+        start_epoch, step = load_training_state(
+            ckpt, model, optimizer=optimizer, scheduler=scheduler, sampler=sampler, scaler=scaler
+        )
         if rt.is_main:
             print(f"resumed from {ckpt}: {start_epoch} epochs, {step} steps done")
     elif resume and rt.is_main:
@@ -87,8 +101,16 @@ def fit(cfg: Config, rt: Runtime, model: AnySegModel, trainable: nn.Module, step
         if o.max_steps and step >= o.max_steps:
             break
         trainable.train()
-        loader = make_loader(data.train, o.batch_size, shuffle=True, seed=cfg.run.seed, epoch=epoch, rt=rt,
-                             num_workers=cfg.data.num_workers, drop_last=True)  # fmt: skip
+        loader = make_loader(
+            data.train,
+            o.batch_size,
+            shuffle=True,
+            seed=cfg.run.seed,
+            epoch=epoch,
+            rt=rt,
+            num_workers=cfg.data.num_workers,
+            drop_last=True,
+        )
         epoch_terms: list[dict[str, float]] = []
         t0 = time.perf_counter()
         bar = progress(loader, len(loader), f"{desc} {epoch + 1}/{o.epochs}", rt.is_main)
@@ -103,8 +125,15 @@ def fit(cfg: Config, rt: Runtime, model: AnySegModel, trainable: nn.Module, step
             terms = {k: float(v.detach()) for k, v in losses.items()}
             epoch_terms.append(terms)
             if step % max(1, cfg.run.log_every) == 0:
-                logger.log(step, epoch, {**{f"train/{k}": v for k, v in terms.items()},
-                                         "train/lr": scheduler.get_last_lr()[0], "train/grad_norm": gnorm})  # fmt: skip
+                logger.log(
+                    step,
+                    epoch,
+                    {
+                        **{f"train/{k}": v for k, v in terms.items()},
+                        "train/lr": scheduler.get_last_lr()[0],
+                        "train/grad_norm": gnorm,
+                    },
+                )
             bar.set_postfix(loss=f"{terms['loss']:.3f}", refresh=False)
             if o.max_steps and step >= o.max_steps:
                 break
@@ -115,7 +144,8 @@ def fit(cfg: Config, rt: Runtime, model: AnySegModel, trainable: nn.Module, step
         if rt.is_main:
             terms = " ".join(f"{k}={v:.4f}" for k, v in summary.items() if k != "epoch_seconds")
             print(
-                f"epoch {epoch + 1}/{o.epochs} step {step}: {terms} ({summary['epoch_seconds']:.0f}s)",
+                f"epoch {epoch + 1}/{o.epochs} step {step}: {terms} "
+                f"({summary['epoch_seconds']:.0f}s)",
                 flush=True,
             )
         last = epoch + 1 == o.epochs or bool(o.max_steps and step >= o.max_steps)
@@ -126,12 +156,23 @@ def fit(cfg: Config, rt: Runtime, model: AnySegModel, trainable: nn.Module, step
             scores = validate(cfg, rt, model, data, amp_dtype)
             logger.log(step, epoch, {"val/mean_miou": scores.to_dict()["mean_miou"] or 0.0})
         if rt.is_main and ((epoch + 1) % max(1, cfg.run.save_every) == 0 or last or pause):
-            save_training_state(ckpt, model, optimizer=optimizer, scheduler=scheduler, epoch=epoch + 1, step=step,
-                                sampler=sampler, scaler=scaler, describe=data.describe(), meta=meta)  # fmt: skip
+            save_training_state(
+                ckpt,
+                model,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                epoch=epoch + 1,
+                step=step,
+                sampler=sampler,
+                scaler=scaler,
+                describe=data.describe(),
+                meta=meta,
+            )
         if pause and not last:
             if rt.is_main:
                 print(
-                    f"stopping after {cfg.run.stop_after_epochs} epoch(s) as asked; continue with --resume"
+                    f"stopping after {cfg.run.stop_after_epochs} epoch(s) as asked; "
+                    "continue with --resume"
                 )
             finished = False
             break
@@ -149,23 +190,51 @@ def validate(
     subsets: str | None = None,
 ):
     """Per-subset scores on the validation split (main process)."""
-    loader = torch.utils.data.DataLoader(data.val, cfg.optim.batch_size, shuffle=False,
-                                         num_workers=cfg.data.num_workers)  # fmt: skip
+    loader = torch.utils.data.DataLoader(
+        data.val, cfg.optim.batch_size, shuffle=False, num_workers=cfg.data.num_workers
+    )
     which = subset_list(subsets or cfg.run.eval_subsets, model.modalities)
-    return evaluate_subsets(model, loader, data.classes, rt.device, subsets=which, amp_dtype=amp_dtype,
-                            show=rt.is_main, desc="val")  # fmt: skip
+    return evaluate_subsets(
+        model,
+        loader,
+        data.classes,
+        rt.device,
+        subsets=which,
+        amp_dtype=amp_dtype,
+        show=rt.is_main,
+        desc="val",
+    )
 
 
-def finish_run(cfg: Config, rt: Runtime, model: AnySegModel, data: DataBundle, out: Path, meta: dict[str, Any],
-               result: FitResult, role: str) -> dict:  # fmt: skip
+def finish_run(
+    cfg: Config,
+    rt: Runtime,
+    model: AnySegModel,
+    data: DataBundle,
+    out: Path,
+    meta: dict[str, Any],
+    result: FitResult,
+    role: str,
+) -> dict:
     """After training: score every modality subset on the validation split, write eval.json and
     the final checkpoint ``<out>/<role>.pt`` (no optimizer state), print the table."""
     scores = validate(cfg, rt, model, data, amp_settings(rt.device, cfg.run.amp)[0], subsets="all")
-    summary = write_scores(scores, out, extra={"role": role, "train_seconds": round(result.seconds, 1),
-                                               "train_images_per_s": round(result.images_per_s, 2)})  # fmt: skip
+    summary = write_scores(
+        scores,
+        out,
+        extra={
+            "role": role,
+            "train_seconds": round(result.seconds, 1),
+            "train_images_per_s": round(result.images_per_s, 2),
+        },
+    )
     path = out / f"{role}.pt"
-    save_checkpoint(model, path, **data.describe(),
-                    **dict(meta, steps=result.steps, epochs=result.epochs, val_mean_miou=summary["mean_miou"]))  # fmt: skip
+    save_checkpoint(
+        model,
+        path,
+        **data.describe(),
+        **dict(meta, steps=result.steps, epochs=result.epochs, val_mean_miou=summary["mean_miou"]),
+    )
     print(scores.table())
     print(f"{role}: {path}  mean mIoU over subsets {summary['mean_miou']}")
     return summary

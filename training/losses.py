@@ -97,7 +97,8 @@ def _pairing(student: Features, teacher: Features) -> list[tuple[int, int]]:
         raise ValueError(f"teacher features lack {missing}; teacher has {list(teacher.modalities)}")
     if len(student.per_modality) != len(teacher.per_modality):
         raise ValueError(
-            f"{len(student.per_modality)} student stages vs {len(teacher.per_modality)} teacher stages"
+            f"{len(student.per_modality)} student stages vs "
+            f"{len(teacher.per_modality)} teacher stages"
         )
     return [(i, teacher.modalities.index(m)) for i, m in enumerate(student.modalities)]
 
@@ -109,8 +110,10 @@ def channel_kl(student: Tensor, teacher: Tensor, tau: float = 1.0) -> Tensor:
     into a spatial distribution; KL(teacher || student) per channel, times tau^2, mean over C.
     """
     if student.shape != teacher.shape:
-        raise ValueError(f"student {tuple(student.shape)} vs teacher {tuple(teacher.shape)}; "
-                         "UMD needs equal feature shapes (same encoder size)")  # fmt: skip
+        raise ValueError(
+            f"student {tuple(student.shape)} vs teacher {tuple(teacher.shape)}; "
+            "UMD needs equal feature shapes (same encoder size)"
+        )
     n, c = student.shape[:2]
     log_s = F.log_softmax(student.float().reshape(n, c, -1) / tau, dim=2)  # (N, C, H*W)
     log_t = F.log_softmax(teacher.detach().float().reshape(n, c, -1) / tau, dim=2)
@@ -180,8 +183,13 @@ def cmd_loss(student: Features, teacher: Features) -> Tensor:
 
 
 # ------------------------------------------------------------------------------ UMMKD
-def class_conditional_probs(logits: Tensor, labels: Tensor, num_classes: int, temperature: float = 2.0,
-                            ignore_index: int = IGNORE_INDEX) -> tuple[Tensor, Tensor]:  # fmt: skip
+def class_conditional_probs(
+    logits: Tensor,
+    labels: Tensor,
+    num_classes: int,
+    temperature: float = 2.0,
+    ignore_index: int = IGNORE_INDEX,
+) -> tuple[Tensor, Tensor]:
     """Per class k, the mean logit vector over pixels labelled k, softened: (K, K) rows, (K,) seen.
 
     logits (B, K, H, W) at the label's size; labels (B, H, W). Row k is softmax(mean_z / T) for
@@ -198,8 +206,14 @@ def class_conditional_probs(logits: Tensor, labels: Tensor, num_classes: int, te
     return F.softmax(mean / temperature, dim=1), counts > 0
 
 
-def ummkd_loss(logits_a: Tensor, labels_a: Tensor, logits_b: Tensor, labels_b: Tensor,
-               temperature: float = 2.0, ignore_index: int = IGNORE_INDEX) -> Tensor:  # fmt: skip
+def ummkd_loss(
+    logits_a: Tensor,
+    labels_a: Tensor,
+    logits_b: Tensor,
+    labels_b: Tensor,
+    temperature: float = 2.0,
+    ignore_index: int = IGNORE_INDEX,
+) -> Tensor:
     """Dou et al. 2020 class-conditional KD between two modalities' predictions.
 
     Symmetric KL 0.5 * [KL(q_a||q_b) + KL(q_b||q_a)] of the softened class-conditional mean

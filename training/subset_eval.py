@@ -28,9 +28,18 @@ def subset_logits(model: AnySegModel, feats: Features, subset: Iterable[str]) ->
 
 
 @torch.no_grad()
-def evaluate_subsets(model: AnySegModel, loader, classes: Sequence[str], device: torch.device, *,
-                     subsets: Sequence[Sequence[str]] | None = None, amp_dtype=None, max_batches: int = 0,
-                     show: bool = True, desc: str = "eval") -> SubsetScores:  # fmt: skip
+def evaluate_subsets(
+    model: AnySegModel,
+    loader,
+    classes: Sequence[str],
+    device: torch.device,
+    *,
+    subsets: Sequence[Sequence[str]] | None = None,
+    amp_dtype=None,
+    max_batches: int = 0,
+    show: bool = True,
+    desc: str = "eval",
+) -> SubsetScores:
     """Confusion matrices over the loader for each subset (default: all non-empty subsets of
     the model's modalities). Samples missing one of a subset's modalities skip that subset."""
     was_training = model.training

@@ -75,8 +75,14 @@ class StudentTask(nn.Module):
         self.model = model
         self.cfg = loss_cfg
 
-    def forward(self, inputs: Mapping[str, Tensor], present: Tensor, label: Tensor,
-                t_feats: Features | None = None, t_logits: Tensor | None = None) -> dict[str, Tensor]:  # fmt: skip
+    def forward(
+        self,
+        inputs: Mapping[str, Tensor],
+        present: Tensor,
+        label: Tensor,
+        t_feats: Features | None = None,
+        t_logits: Tensor | None = None,
+    ) -> dict[str, Tensor]:
         c = self.cfg
         feats = self.model.forward_features(inputs, present)
         logits4 = self.model.forward_head(feats.fused)  # (B, K, H/4, W/4)

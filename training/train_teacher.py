@@ -3,7 +3,8 @@ stage, supervised OHEM cross-entropy only.
 
     python training/train_teacher.py                                # synthetic defaults
     python training/train_teacher.py --config training/configs/smoke.yaml --out runs/smoke/teacher
-    python training/train_teacher.py --data deliver:/data/DELIVER --config training/configs/deliver_b0.yaml
+    python training/train_teacher.py --data deliver:/data/DELIVER \\
+        --config training/configs/deliver_b0.yaml
     torchrun --nproc_per_node=4 training/train_teacher.py --config ...   # DDP
     python training/train_teacher.py --out runs/t --resume          # continue exactly
 
@@ -34,13 +35,24 @@ def main(argv: list[str] | None = None) -> int:
     # Data: the source's raw samples, encoded with the node's representations, augmented jointly.
     data = build_data(cfg, rt)
     if rt.is_main:
-        print(f"data {cfg.data.source}: {len(data.train)} train / {len(data.val)} val samples, "
-              f"modalities {list(data.modalities)}, input {data.input_size}", flush=True)  # fmt: skip
+        print(
+            f"data {cfg.data.source}: {len(data.train)} train / {len(data.val)} val samples, "
+            f"modalities {list(data.modalities)}, input {data.input_size}",
+            flush=True,
+        )
 
     # Model: one shared encoder for every modality; an optional local MiT file for the encoder.
     m = cfg.model
-    model = create_model(m.name, len(data.classes), data.modalities, norm=m.norm, decoder_dim=m.decoder_dim or None,
-                         drop_path=m.drop_path, dropout=m.dropout, pretrained=m.pretrained or None)  # fmt: skip
+    model = create_model(
+        m.name,
+        len(data.classes),
+        data.modalities,
+        norm=m.norm,
+        decoder_dim=m.decoder_dim or None,
+        drop_path=m.drop_path,
+        dropout=m.dropout,
+        pretrained=m.pretrained or None,
+    )
     if model.pretrained_report is not None and rt.is_main:
         print(f"pretrained encoder: {model.pretrained_report}")
     model.to(rt.device)

@@ -1,7 +1,8 @@
 """Mix Transformer (MiT) encoder of SegFormer, shared by all modalities.
 
 Parameter names follow the official SegFormer ``mit_b*.pth`` files (``patch_embed1.proj``,
-``block1.0.attn.q``, ``norm1``, ...), so such a file loads with :meth:`MixVisionTransformer.load_pretrained`.
+``block1.0.attn.q``, ``norm1``, ...), so such a file loads with
+:meth:`MixVisionTransformer.load_pretrained`.
 
 Every norm layer takes the modality id of each batch element. With ``num_modalities=1`` it is an
 ordinary LayerNorm; with more it keeps one affine pair per modality over shared kernels (the
@@ -132,9 +133,11 @@ class LoadReport:
     unexpected: list[str]
 
     def __str__(self) -> str:
-        return (f"loaded {len(self.loaded)} tensors; missing {len(self.missing)}: {self.missing[:8]}"
-                f"{' ...' if len(self.missing) > 8 else ''}; unexpected {len(self.unexpected)}: "
-                f"{self.unexpected[:8]}{' ...' if len(self.unexpected) > 8 else ''}")  # fmt: skip
+        return (
+            f"loaded {len(self.loaded)} tensors; missing {len(self.missing)}: {self.missing[:8]}"
+            f"{' ...' if len(self.missing) > 8 else ''}; unexpected {len(self.unexpected)}: "
+            f"{self.unexpected[:8]}{' ...' if len(self.unexpected) > 8 else ''}"
+        )
 
 
 class MixVisionTransformer(nn.Module):

@@ -142,7 +142,8 @@ def build_image(arr: np.ndarray, encoding: str) -> dict[str, Any]:
     want = (2,) if ch == 1 else (3,)
     if a.ndim not in want or (ch == 3 and a.shape[2] != 3) or a.dtype != np.dtype(code):
         raise ValueError(
-            f"{encoding} needs {'(H, W)' if ch == 1 else '(H, W, 3)'} {np.dtype(code)}, got {a.shape} {a.dtype}"
+            f"{encoding} needs {'(H, W)' if ch == 1 else '(H, W, 3)'} {np.dtype(code)}, "
+            f"got {a.shape} {a.dtype}"
         )
     h, w = a.shape[:2]
     return {

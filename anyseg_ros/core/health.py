@@ -140,7 +140,8 @@ def uniform_timeouts(names: Iterable[str], timeout_ns: int | Mapping[str, int]) 
         extra = [n for n in timeout_ns if n not in names]
         if missing or extra:
             raise ValueError(
-                f"timeout mapping must cover exactly {list(names)}; missing {missing}, extra {extra}"
+                f"timeout mapping must cover exactly {list(names)}; "
+                f"missing {missing}, extra {extra}"
             )
         return {n: timeout_ns[n] for n in names}
     return {n: timeout_ns for n in names}

@@ -55,33 +55,81 @@ PARAM_TYPES = (
 
 PARAMETERS: tuple[Param, ...] = (
     Param("checkpoint", "", "string", "Path to the self-describing model checkpoint (required)."),
-    Param("device", "auto", "string", "Inference device: auto (CUDA if available, else CPU), cpu, cuda or cuda:N."),
-    Param("modalities", list(MODALITIES), "string_array",
-          "Enabled inputs, a subset of rgb, depth, event, lidar; the checkpoint must support each."),
-    Param("slop_ms", 15.0, "double",
-          "Stamps of one frame set span less than this. Keep it below half the fastest sensor period."),
-    Param("timeout_ms", 500.0, "double", "A sensor silent for longer than this is stale (not waited for)."),
-    *(Param(f"{m}.timeout_ms", 0.0, "double", f"Stale timeout for {m}; 0 uses timeout_ms.") for m in MODALITIES),
-    Param("wait_ms", 50.0, "double",
-          "How long an anchor frame waits for a late message of an alive sensor before going without it."),
-    Param("anchor_priority", list(DEFAULT_ANCHOR_PRIORITY), "string_array",
-          "Modalities that may anchor a frame set, best first; the first alive one anchors."),
-    Param("lidar_extrinsic", [], "double_array",
-          "16 floats, row-major 4x4 transform from the LiDAR frame to the camera optical frame."),
-    Param("calibration_file", "", "string",
-          "YAML with lidar_extrinsic (16 floats) and optionally camera K, D, width, height; "
-          "an alternative to lidar_extrinsic (camera values are used until camera_info arrives)."),
-    Param("max_image_pixels", 8_294_400, "integer", "Images with more pixels are rejected (counted)."),
-    Param("publish_color", True, "bool", "Publish segmentation/color (rgb8) when someone subscribes."),
-    Param("palette", [], "integer_array", "Flat r,g,b triples per class id; empty uses the checkpoint's palette."),
-)  # fmt: skip
+    Param(
+        "device",
+        "auto",
+        "string",
+        "Inference device: auto (CUDA if available, else CPU), cpu, cuda or cuda:N.",
+    ),
+    Param(
+        "modalities",
+        list(MODALITIES),
+        "string_array",
+        "Enabled inputs, a subset of rgb, depth, event, lidar; the checkpoint must support each.",
+    ),
+    Param(
+        "slop_ms",
+        15.0,
+        "double",
+        "Stamps of one frame set span less than this. "
+        "Keep it below half the fastest sensor period.",
+    ),
+    Param(
+        "timeout_ms",
+        500.0,
+        "double",
+        "A sensor silent for longer than this is stale (not waited for).",
+    ),
+    *(
+        Param(f"{m}.timeout_ms", 0.0, "double", f"Stale timeout for {m}; 0 uses timeout_ms.")
+        for m in MODALITIES
+    ),
+    Param(
+        "wait_ms",
+        50.0,
+        "double",
+        "How long an anchor frame waits for a late message of an alive sensor "
+        "before going without it.",
+    ),
+    Param(
+        "anchor_priority",
+        list(DEFAULT_ANCHOR_PRIORITY),
+        "string_array",
+        "Modalities that may anchor a frame set, best first; the first alive one anchors.",
+    ),
+    Param(
+        "lidar_extrinsic",
+        [],
+        "double_array",
+        "16 floats, row-major 4x4 transform from the LiDAR frame to the camera optical frame.",
+    ),
+    Param(
+        "calibration_file",
+        "",
+        "string",
+        "YAML with lidar_extrinsic (16 floats) and optionally camera K, D, width, height; "
+        "an alternative to lidar_extrinsic (camera values are used until camera_info arrives).",
+    ),
+    Param(
+        "max_image_pixels", 8_294_400, "integer", "Images with more pixels are rejected (counted)."
+    ),
+    Param(
+        "publish_color", True, "bool", "Publish segmentation/color (rgb8) when someone subscribes."
+    ),
+    Param(
+        "palette",
+        [],
+        "integer_array",
+        "Flat r,g,b triples per class id; empty uses the checkpoint's palette.",
+    ),
+)
 
 PARAMETER_NAMES: tuple[str, ...] = tuple(p.name for p in PARAMETERS)
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 class SettingsError(ValueError):
-    """An invalid parameter value: the message names the parameter, the value and what is allowed."""
+    """An invalid parameter value; the message names the parameter, the value, what is allowed."""
 
     def __init__(self, name: str, value: Any, allowed: str) -> None:
         self.name, self.value = name, value
@@ -95,7 +143,9 @@ def check_names(values: Mapping[str, Any]) -> None:
         name = unknown[0]
         close = difflib.get_close_matches(name, PARAMETER_NAMES, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise SettingsError(name, values[name], f"unknown parameter; {hint}valid: {list(PARAMETER_NAMES)}")
+        raise SettingsError(
+            name, values[name], f"unknown parameter; {hint}valid: {list(PARAMETER_NAMES)}"
+        )
 
 
 def _with_defaults(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -107,7 +157,9 @@ def _enabled(v: Mapping[str, Any]) -> tuple[str, ...]:
     """The enabled modalities, canonical order."""
     modalities = _modalities(v, "modalities")
     if not modalities:
-        raise SettingsError("modalities", v["modalities"], f"needs at least one of {list(MODALITIES)}")
+        raise SettingsError(
+            "modalities", v["modalities"], f"needs at least one of {list(MODALITIES)}"
+        )
     return tuple(m for m in MODALITIES if m in modalities)
 
 

@@ -9,7 +9,8 @@ there is no drop callback (ros.md). Here every frame set is built around an *anc
   all stamps of the set span less than ``slop`` (message_filters' criterion; see below).
 - Waiting: an anchor message waits for every other ALIVE modality until that modality's newest
   stamp reaches the anchor's stamp (nothing nearer can arrive any more) or its period puts the
-  next stamp beyond the slop window, but at most ``wait`` after the anchor message arrived. STALE modalities are never waited for; OFFLINE ones only
+  next stamp beyond the slop window, but at most ``wait`` after the anchor message arrived.
+  STALE modalities are never waited for; OFFLINE ones only
   during start-up (the first ``timeout`` after the first message, or after a reset), so sensors
   started together make full sets from the first frame; after that an OFFLINE sensor is absent.
 - Each message is used at most once; sets come out in anchor-stamp order.
@@ -200,7 +201,7 @@ class ModalitySynchronizer:
         return self._collect(now)
 
     def poll(self, now_ns: int) -> list[FrameSet]:
-        """Emit sets whose wait ran out or whose missing sensors went stale; call it periodically."""
+        """Emit sets whose wait ran out or whose missing sensors went stale (call periodically)."""
         return self._collect(self._advance_clock(now_ns))
 
     def health(self, now_ns: int) -> dict[str, SensorState]:

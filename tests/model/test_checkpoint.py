@@ -166,5 +166,7 @@ def test_int_keys_survive_the_round_trip(tmp_path):
     opt.step()
     save_checkpoint(model, tmp_path / "m.pt", extra={"optimizer": opt.state_dict()})
     state = read_checkpoint(tmp_path / "m.pt")["extra"]["optimizer"]
-    assert set(state["state"]) == set(opt.state_dict()["state"]) and all(isinstance(k, int) for k in state["state"])
+    assert set(state["state"]) == set(opt.state_dict()["state"]) and all(
+        isinstance(k, int) for k in state["state"]
+    )
     torch.optim.AdamW(model.parameters()).load_state_dict(state)

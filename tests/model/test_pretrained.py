@@ -8,12 +8,21 @@ from anyseg_model.encoders.mit import MixVisionTransformer
 
 # A few names exactly as they stand in the official mit_b0.pth (SegFormer's MixVisionTransformer).
 OFFICIAL_KEYS = [
-    "patch_embed1.proj.weight", "patch_embed1.norm.weight", "block1.0.norm1.weight",
-    "block1.0.attn.q.weight", "block1.0.attn.kv.weight", "block1.0.attn.sr.weight",
-    "block1.0.attn.norm.weight", "block1.0.attn.proj.weight", "block1.0.mlp.fc1.weight",
-    "block1.0.mlp.dwconv.dwconv.weight", "block1.0.mlp.fc2.weight", "norm1.weight",
-    "block4.1.attn.kv.bias", "norm4.bias",
-]  # fmt: skip
+    "patch_embed1.proj.weight",
+    "patch_embed1.norm.weight",
+    "block1.0.norm1.weight",
+    "block1.0.attn.q.weight",
+    "block1.0.attn.kv.weight",
+    "block1.0.attn.sr.weight",
+    "block1.0.attn.norm.weight",
+    "block1.0.attn.proj.weight",
+    "block1.0.mlp.fc1.weight",
+    "block1.0.mlp.dwconv.dwconv.weight",
+    "block1.0.mlp.fc2.weight",
+    "norm1.weight",
+    "block4.1.attn.kv.bias",
+    "norm4.bias",
+]
 
 
 def _official_file(tmp_path, wrap=False):

@@ -73,13 +73,15 @@ def test_lidar_point_lands_on_the_right_pixel_with_the_right_depth():
 
 
 def test_lidar_nearest_point_wins_and_off_image_points_drop():
-    pts = np.array([
-        [20.0, 0.0, -0.5, 0.1],  # on the optical axis, like the next, but farther
-        [10.0, 0.0, -0.5, 0.9],
-        [-5.0, 0.0, -0.5, 0.5],  # behind the camera
-        [10.0, 50.0, -0.5, 0.5],  # far outside the field of view
-        [np.nan, 0, 0, 0],
-    ])  # fmt: skip
+    pts = np.array(
+        [
+            [20.0, 0.0, -0.5, 0.1],  # on the optical axis, like the next, but farther
+            [10.0, 0.0, -0.5, 0.9],
+            [-5.0, 0.0, -0.5, 0.5],  # behind the camera
+            [10.0, 50.0, -0.5, 0.5],  # far outside the field of view
+            [np.nan, 0, 0, 0],
+        ]
+    )
     for order in (pts, pts[[1, 0, 2, 3, 4]]):
         p = project_lidar(LidarScan(order, K, LIDAR_TO_CAM, (80, 60)))
         assert (p.depth > 0).sum() == 1

@@ -209,16 +209,30 @@ def cloud_msg(
     n = len(points)
     width = n // height
     e = ">" if bigendian else "<"
-    dt = np.dtype({"names": [f[0] for f in layout], "formats": [e + f[2] for f in layout],
-                   "offsets": [f[1] for f in layout], "itemsize": point_step})  # fmt: skip
+    dt = np.dtype(
+        {
+            "names": [f[0] for f in layout],
+            "formats": [e + f[2] for f in layout],
+            "offsets": [f[1] for f in layout],
+            "itemsize": point_step,
+        }
+    )
     rec = np.zeros(n, dt)
     for i, (name, _, _) in enumerate(layout):
         rec[name] = points[:, i]
     rows = rec.view(np.uint8).reshape(height, width * point_step)
     rows = np.concatenate([rows, np.full((height, row_pad), 0xAB, np.uint8)], axis=1)
     fields = [NS(name=nm, offset=off, datatype=codes[c], count=1) for nm, off, c in layout]
-    return NS(height=height, width=width, fields=fields, is_bigendian=bigendian, point_step=point_step,
-              row_step=rows.shape[1], data=rows.tobytes(), is_dense=is_dense)  # fmt: skip
+    return NS(
+        height=height,
+        width=width,
+        fields=fields,
+        is_bigendian=bigendian,
+        point_step=point_step,
+        row_step=rows.shape[1],
+        data=rows.tobytes(),
+        is_dense=is_dense,
+    )
 
 
 XYZI = [("x", 0, "f4"), ("y", 4, "f4"), ("z", 8, "f4"), ("intensity", 12, "f4")]
@@ -234,7 +248,7 @@ def test_standard_xyzi_cloud():
 def test_odd_layouts_padding_endianness_and_datatypes():
     pts = np.round(RNG.uniform(-50, 50, (60, 4)), 2)
     pts[:, 3] = RNG.integers(0, 65535, 60)
-    # Intensity first as uint16, doubles for xyz, shuffled order, padded points, 3 rows with padding.
+    # Intensity first as uint16, doubles for xyz, shuffled order, padded points, 3 padded rows.
     layout = [("intensity", 0, "u2"), ("z", 4, "f8"), ("x", 12, "f8"), ("y", 24, "f8")]
     for bigendian in (False, True):
         msg = cloud_msg(pts[:, [3, 2, 0, 1]], layout, 40, height=3, row_pad=5, bigendian=bigendian)
@@ -333,8 +347,13 @@ def test_rclpy_pointcloud_camera_info_and_rosbags_round_trip():
     msg = PointCloud2(**{**kw, "fields": [PointField(**f._asdict()) for f in kw["fields"]]})
     np.testing.assert_array_equal(decode_pointcloud(msg), pts)
 
-    info = CameraInfo(width=640, height=480, k=[500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0],
-                      d=[0.0] * 5, distortion_model="plumb_bob")  # fmt: skip
+    info = CameraInfo(
+        width=640,
+        height=480,
+        k=[500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0],
+        d=[0.0] * 5,
+        distortion_model="plumb_bob",
+    )
     assert decode_camera_info(info).K[0, 2] == 320.0
 
     # The same functions read rosbags messages (data as numpy arrays).

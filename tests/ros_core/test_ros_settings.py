@@ -37,9 +37,22 @@ def test_table_is_the_single_source():
     assert len(PARAMETER_NAMES) == len(set(PARAMETER_NAMES))
     for p in PARAMETERS:
         assert p.type in PARAM_TYPES and p.description.strip(), p
-    for name in ("checkpoint", "device", "modalities", "slop_ms", "timeout_ms", "wait_ms", "anchor_priority",
-                 "lidar_extrinsic", "calibration_file", "max_image_pixels", "publish_color", "palette",
-                 "lidar.timeout_ms", "rgb.timeout_ms"):  # fmt: skip
+    for name in (
+        "checkpoint",
+        "device",
+        "modalities",
+        "slop_ms",
+        "timeout_ms",
+        "wait_ms",
+        "anchor_priority",
+        "lidar_extrinsic",
+        "calibration_file",
+        "max_image_pixels",
+        "publish_color",
+        "palette",
+        "lidar.timeout_ms",
+        "rgb.timeout_ms",
+    ):
         assert name in PARAMETER_NAMES
 
 
@@ -71,9 +84,9 @@ def test_offline_callers_need_no_checkpoint():
     sync = SyncSettings.from_parameters(values)
     assert sync.modalities == ("rgb", "depth") and sync.slop_ns == 20_000_000
     assert InputSettings.from_parameters(values).lidar_extrinsic is None  # no lidar enabled
-    assert InputSettings.from_parameters({"lidar_extrinsic": LIDAR_TO_CAM}).lidar_extrinsic == tuple(
-        LIDAR_TO_CAM
-    )
+    assert InputSettings.from_parameters(
+        {"lidar_extrinsic": LIDAR_TO_CAM}
+    ).lidar_extrinsic == tuple(LIDAR_TO_CAM)
     with pytest.raises(SettingsError, match="lidar is enabled"):
         InputSettings.from_parameters({})
     with pytest.raises(SettingsError, match="'slop_ms'"):
@@ -131,10 +144,19 @@ def test_lidar_without_extrinsic_is_an_error():
 
 def test_calibration_file(tmp_path):
     calib = tmp_path / "calibration.yaml"
-    calib.write_text(yaml.safe_dump({
-        "lidar_extrinsic": LIDAR_TO_CAM,
-        "camera": {"K": [400.0, 0, 160, 0, 400.0, 120, 0, 0, 1], "D": [0.0] * 5, "width": 320, "height": 240},
-    }))  # fmt: skip
+    calib.write_text(
+        yaml.safe_dump(
+            {
+                "lidar_extrinsic": LIDAR_TO_CAM,
+                "camera": {
+                    "K": [400.0, 0, 160, 0, 400.0, 120, 0, 0, 1],
+                    "D": [0.0] * 5,
+                    "width": 320,
+                    "height": 240,
+                },
+            }
+        )
+    )
     s = Settings.from_parameters(
         {"checkpoint": "m.pt", "calibration_file": str(calib)}, read_yaml=read_yaml
     )

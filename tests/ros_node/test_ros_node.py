@@ -221,9 +221,7 @@ def test_large_images_cross_processes_with_the_loopback_profile():
     with child(listen, env, stdout=subprocess.PIPE, text=True) as lp:
         listener = Watcher(lp)
         listener.wait_for(lambda e: e["ev"] == "ready", 30)
-        with child(
-            talk, env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        ) as tp:
+        with child(talk, env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as tp:
             talker = Watcher(tp)
             listener.wait_for(lambda e: e["ev"] == "image", 30)  # discovered
             t0, t1 = settle(3.0)

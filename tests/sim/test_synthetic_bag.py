@@ -53,8 +53,14 @@ def test_topics_rates_and_stamps(mcap_bag):
 
     msgs = read_all(mcap_bag)
     assert set(msgs) == TOPICS
-    types = {"/rgb/image": Image, "/rgb/camera_info": CameraInfo, "/depth/image": Image, "/event/image": Image,
-             "/lidar/points": PointCloud2, "/ground_truth/labels": Image}  # fmt: skip
+    types = {
+        "/rgb/image": Image,
+        "/rgb/camera_info": CameraInfo,
+        "/depth/image": Image,
+        "/event/image": Image,
+        "/lidar/points": PointCloud2,
+        "/ground_truth/labels": Image,
+    }
     decoded = {t: [deserialize_message(raw, types[t]) for _, raw, _ in msgs[t]] for t in TOPICS}
     duration = FRAMES / 20.0
     for sensor, sch in SCHEDULES.items():

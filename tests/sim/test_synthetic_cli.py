@@ -20,8 +20,24 @@ def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 def test_deliver_format(tmp_path):
     out = tmp_path / "set"
-    r = run("--out", str(out), "--format", "deliver", "--frames", "1", "--size", "48x32", "--seed", "2",
-            "--conditions", "fog", "--failures", "eventlowres", "--scenes", "4")  # fmt: skip
+    r = run(
+        "--out",
+        str(out),
+        "--format",
+        "deliver",
+        "--frames",
+        "1",
+        "--size",
+        "48x32",
+        "--seed",
+        "2",
+        "--conditions",
+        "fog",
+        "--failures",
+        "eventlowres",
+        "--scenes",
+        "4",
+    )
     assert r.returncode == 0, r.stderr
     rgb = sorted(out.glob("img/*/*/*/*_rgb_front.png"))
     assert len(rgb) == 4 * 2
@@ -32,8 +48,23 @@ def test_deliver_format(tmp_path):
 
 def test_bag_format_from_another_directory(tmp_path):
     out = tmp_path / "bags"
-    r = run("--out", str(out), "--format", "bag", "--frames", "2", "--size", "48x32", "--conditions", "sun,night",
-            "--storage", "sqlite3", "--depth-encoding", "32FC1", cwd=tmp_path)  # fmt: skip
+    r = run(
+        "--out",
+        str(out),
+        "--format",
+        "bag",
+        "--frames",
+        "2",
+        "--size",
+        "48x32",
+        "--conditions",
+        "sun,night",
+        "--storage",
+        "sqlite3",
+        "--depth-encoding",
+        "32FC1",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in out.iterdir()) == ["calibration.yaml", "night", "sun"]
     assert list((out / "sun").glob("*.db3"))

@@ -22,8 +22,16 @@ CONDITIONS, FAILURES = ("sun", "night"), ("motionblur",)
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("deliver_set")
-    write_deliver(root, frames=FRAMES, width=W, height=H, seed=SEED, conditions=CONDITIONS,
-                  failures=FAILURES, scenes=SCENES)  # fmt: skip
+    write_deliver(
+        root,
+        frames=FRAMES,
+        width=W,
+        height=H,
+        seed=SEED,
+        conditions=CONDITIONS,
+        failures=FAILURES,
+        scenes=SCENES,
+    )
     return root
 
 
@@ -91,12 +99,29 @@ def test_contents_round_trip_to_the_in_memory_frames(dataset):
     np.testing.assert_array_equal(np.array(Image.open(rgb)), frame.rgb)
     np.testing.assert_array_equal(deliver_label(p["label"]), frame.labels)
     with np.load(p["raw"]) as z:
-        assert set(z.files) == {"rgb", "labels", "depth", "event", "lidar", "lidar_labels", "lidar_K",
-                                "lidar_D", "lidar_extrinsic", "image_size_hw"}  # fmt: skip
-        for key, value in (("rgb", frame.rgb), ("labels", frame.labels), ("depth", frame.depth),
-                           ("event", frame.event), ("lidar", frame.lidar), ("lidar_labels", frame.lidar_labels),
-                           ("lidar_K", frame.camera_info.K), ("lidar_D", frame.camera_info.D),
-                           ("lidar_extrinsic", frame.lidar_extrinsic)):  # fmt: skip
+        assert set(z.files) == {
+            "rgb",
+            "labels",
+            "depth",
+            "event",
+            "lidar",
+            "lidar_labels",
+            "lidar_K",
+            "lidar_D",
+            "lidar_extrinsic",
+            "image_size_hw",
+        }
+        for key, value in (
+            ("rgb", frame.rgb),
+            ("labels", frame.labels),
+            ("depth", frame.depth),
+            ("event", frame.event),
+            ("lidar", frame.lidar),
+            ("lidar_labels", frame.lidar_labels),
+            ("lidar_K", frame.camera_info.K),
+            ("lidar_D", frame.camera_info.D),
+            ("lidar_extrinsic", frame.lidar_extrinsic),
+        ):
             assert z[key].dtype == value.dtype, key
             np.testing.assert_array_equal(z[key], value, err_msg=key)
         assert tuple(z["image_size_hw"]) == (H, W)
@@ -125,9 +150,14 @@ def test_output_is_byte_identical_for_the_same_seed(dataset, tmp_path):
     )
 
     def digest(root: Path) -> dict[str, str]:
-        return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-                for p in sorted(root.rglob("*")) if p.is_file() and "/sun/" in str(p) and "000000" in p.name
-                and scene_name(SEED, 0) == p.parent.name}  # fmt: skip
+        return {
+            str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*"))
+            if p.is_file()
+            and "/sun/" in str(p)
+            and "000000" in p.name
+            and scene_name(SEED, 0) == p.parent.name
+        }
 
     a, b = digest(dataset), digest(again)
     assert len(a) == 7 and a == b

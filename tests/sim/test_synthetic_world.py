@@ -14,8 +14,14 @@ ROAD, ROADLINE, SKY = class_id("Road"), class_id("RoadLine"), class_id("Sky")
 
 
 def _arrays(f):
-    return {"rgb": f.rgb, "depth": f.depth, "event": f.event, "labels": f.labels, "lidar": f.lidar,
-            "lidar_labels": f.lidar_labels}  # fmt: skip
+    return {
+        "rgb": f.rgb,
+        "depth": f.depth,
+        "event": f.event,
+        "labels": f.labels,
+        "lidar": f.lidar,
+        "lidar_labels": f.lidar_labels,
+    }
 
 
 def test_frame_formats_match_the_node_wire_formats(frames):
@@ -37,8 +43,13 @@ def test_frame_formats_match_the_node_wire_formats(frames):
     np.testing.assert_allclose(R @ R.T, np.eye(3), atol=1e-12)
     np.testing.assert_allclose(f.lidar_extrinsic[3], [0, 0, 0, 1])
     # Every representation the node uses accepts the arrays as they are.
-    for x in (encode_rgb(f.rgb), encode_depth(f.depth), encode_depth(f.depth_mm()), encode_event(f.event),
-              encode_lidar(f.lidar_scan())):  # fmt: skip
+    for x in (
+        encode_rgb(f.rgb),
+        encode_depth(f.depth),
+        encode_depth(f.depth_mm()),
+        encode_event(f.event),
+        encode_lidar(f.lidar_scan()),
+    ):
         assert x.shape == (3, h, w) and np.isfinite(x).all()
 
 

@@ -1,4 +1,4 @@
-"""`make demo`'s script on a short recording: it runs the real node, reports, leaves nothing behind."""
+"""`make demo`'s script on a short recording: runs the real node, reports, leaves nothing behind."""
 
 import json
 import subprocess
@@ -15,8 +15,18 @@ def _node_pids() -> set[int]:
 
 def test_demo_runs_the_node_and_leaves_no_process(tmp_path):
     before = _node_pids()
-    cmd = [sys.executable, "scripts/demo.py", "--out", str(tmp_path), "--frames", "40",
-           "--conditions", "sun,night", "--size", "160x120"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "scripts/demo.py",
+        "--out",
+        str(tmp_path),
+        "--frames",
+        "40",
+        "--conditions",
+        "sun,night",
+        "--size",
+        "160x120",
+    ]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=400)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "anchor depth" in r.stdout  # RGB was dropped and depth took over

@@ -15,8 +15,19 @@ SCHEDULE = ["--drop", "lidar:0.6-1.4", "--drop", "rgb:1.6-2.4", "--param", "slop
 
 def _evaluate(root, mode):
     out = root / mode
-    cmd = [sys.executable, "-m", "anyseg_tools.evaluate", str(root / "bag"), "--checkpoint", str(root / "tiny.pt"),
-           "--out", str(out), "--mode", mode, *SCHEDULE]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "anyseg_tools.evaluate",
+        str(root / "bag"),
+        "--checkpoint",
+        str(root / "tiny.pt"),
+        "--out",
+        str(out),
+        "--mode",
+        mode,
+        *SCHEDULE,
+    ]
     r = subprocess.run(cmd, env=loopback_env(), capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     with (out / "frames.csv").open() as f:
@@ -37,8 +48,11 @@ def test_live_and_offline_agree_on_modalities(recording):
     common = sorted(live_frames)
     same = [s for s in common if live_frames[s]["modalities"] == off_frames[s]["modalities"]]
     # Arrival jitter on a loaded machine can move a message across a wait or timeout edge.
-    assert len(same) >= 0.9 * len(common), [(s, live_frames[s]["modalities"], off_frames[s]["modalities"])
-                                              for s in common if s not in same]  # fmt: skip
+    assert len(same) >= 0.9 * len(common), [
+        (s, live_frames[s]["modalities"], off_frames[s]["modalities"])
+        for s in common
+        if s not in same
+    ]
     # Both saw the schedule: LiDAR and then RGB out, and frames went on without them.
     for report in (offline, live):
         assert set(report["outages"]) == {"lidar", "rgb"}
@@ -53,16 +67,38 @@ def test_live_evaluation_exits_non_zero_when_the_node_fails(recording, tmp_path)
     """The evaluator accepts the settings, but the node refuses the checkpoint (no LiDAR in it)."""
     rgb_only = tmp_path / "rgb_only.pt"
     save_checkpoint(create_model("anyseg_tiny", num_classes=25, modalities=("rgb",)), rgb_only)
-    cmd = [sys.executable, "-m", "anyseg_tools.evaluate", str(recording / "bag"), "--checkpoint", str(rgb_only),
-           "--out", str(tmp_path / "out"), "--mode", "live", "--param", "modalities=[rgb,lidar]"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "anyseg_tools.evaluate",
+        str(recording / "bag"),
+        "--checkpoint",
+        str(rgb_only),
+        "--out",
+        str(tmp_path / "out"),
+        "--mode",
+        "live",
+        "--param",
+        "modalities=[rgb,lidar]",
+    ]
     r = subprocess.run(cmd, env=loopback_env(), capture_output=True, text=True, timeout=240)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "node failed" in r.stdout and "supports modalities ['rgb']" in r.stdout
 
 
 def test_offline_export_of_labelled_lidar_clouds(recording, tmp_path):
-    cmd = [sys.executable, "-m", "anyseg_tools.evaluate", str(recording / "bag"), "--checkpoint", str(recording / "tiny.pt"),
-           "--out", str(tmp_path), "--export-ply", "2"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "anyseg_tools.evaluate",
+        str(recording / "bag"),
+        "--checkpoint",
+        str(recording / "tiny.pt"),
+        "--out",
+        str(tmp_path),
+        "--export-ply",
+        "2",
+    ]
     r = subprocess.run(cmd, env=loopback_env(), capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr[-3000:]
     clouds = sorted((tmp_path / "clouds").glob("*.ply"))

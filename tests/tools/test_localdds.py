@@ -59,10 +59,12 @@ def test_fastdds_profiles():
 
 def test_child_is_killed_with_its_process_group():
     env = loopback_env()
-    code = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); print('up', flush=True); time.sleep(60)"
-    with child(
-        [sys.executable, "-c", code], env, stdout=subprocess.PIPE, text=True
-    ) as proc:
+    code = (
+        "import subprocess, sys, time; "
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+        "print('up', flush=True); time.sleep(60)"
+    )
+    with child([sys.executable, "-c", code], env, stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout.readline().strip() == "up"
         pgid = proc.pid
     assert proc.poll() is not None

@@ -62,8 +62,14 @@ def fake_predict(arrays):
 def test_offline_run_scores_subsets_by_hand(tiny_bag):
     bag = read_bag(tiny_bag)
     assert bag.error is None and len(bag.records) == 61
-    run = run_offline(bag, fake_predict, *settings(["rgb", "depth"]), CLASSES, drops=[parse_drop("rgb:0.3-0.6")],
-                      tolerance_ns=10 * MS)  # fmt: skip
+    run = run_offline(
+        bag,
+        fake_predict,
+        *settings(["rgb", "depth"]),
+        CLASSES,
+        drops=[parse_drop("rgb:0.3-0.6")],
+        tolerance_ns=10 * MS,
+    )
     used = [f.modalities for f in run.frames]
     assert len(run.frames) == 20  # one frame per depth/rgb pair, RGB-less ones anchored on depth
     assert used.count(("rgb", "depth")) + used.count(("depth",)) == 20
@@ -72,7 +78,8 @@ def test_offline_run_scores_subsets_by_hand(tiny_bag):
 
     assert len(run.scorer.per_frame) == 20  # every frame paired with its labels
     d = run.scorer.scores.to_dict()
-    # rgb+depth: predicts 1 everywhere. Per frame 47 valid pixels: 23 class 0 (one ignored), 24 class 1.
+    # rgb+depth: predicts 1 everywhere. Per frame 47 valid pixels: 23 class 0 (one ignored),
+    # 24 class 1.
     # IoU(0) = 0, IoU(1) = 24 / 47. depth alone: predicts 0: IoU(0) = 23 / 47, IoU(1) = 0.
     assert d["subsets"]["rgb+depth"]["per_class_iou"] == {
         "zero": 0.0,
@@ -107,7 +114,9 @@ def test_scorer_pairs_either_order_exactly_and_forgets():
     scorer.add_ground_truth(T0, gt0)  # 20 ms away: within tolerance, but a nearer one may come
     scorer.add_frame(frame)
     assert not scorer.per_frame and frame.labels is not None  # undecided, labels kept
-    scorer.add_ground_truth(T0 + 50 * MS, gt1)  # 30 ms away: gt0 stays nearest, none nearer can come
+    scorer.add_ground_truth(
+        T0 + 50 * MS, gt1
+    )  # 30 ms away: gt0 stays nearest, none nearer can come
     assert scorer.per_frame == {T0 + 20 * MS: 0.0} and frame.labels is None  # decided, let go
     late = FrameResult(T0 + 45 * MS, "rgb", ("rgb",), gt1.copy())
     scorer.add_frame(late)
@@ -159,12 +168,14 @@ def test_outage_timeline():
     from anyseg_tools.report import outage_timeline
 
     events = [
-        (0.0, "rgb", "alive"), (0.0, "lidar", "alive"),  # start-up: offline -> alive is no outage
-        (2.0, "lidar", "stale"), (3.5, "lidar", "alive"),
+        (0.0, "rgb", "alive"),
+        (0.0, "lidar", "alive"),  # start-up: offline -> alive is no outage
+        (2.0, "lidar", "stale"),
+        (3.5, "lidar", "alive"),
         (4.0, "rgb", "stale"),  # out until the end of the run
         (9.0, "lidar", "stale"),  # after the recording ended: not part of the run
         (0.5, "event", "offline"),  # never came at all
-    ]  # fmt: skip
+    ]
     assert outage_timeline(events, end_s=6.0) == {
         "rgb": [[4.0, 6.0]],
         "event": [[0.0, 6.0]],

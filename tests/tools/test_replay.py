@@ -48,8 +48,12 @@ def test_replay_timing_rate_restamp_and_drops(bag, monkeypatch):
         got = {"/rgb/image": [], "/depth/image": []}
         listener = rclpy.create_node("replay_listener", context=ctx)
         for topic in got:
-            listener.create_subscription(Image, topic, lambda m, t=topic: got[t].append((time.time_ns(), m)),
-                                         qos_profile_sensor_data)  # fmt: skip
+            listener.create_subscription(
+                Image,
+                topic,
+                lambda m, t=topic: got[t].append((time.time_ns(), m)),
+                qos_profile_sensor_data,
+            )
         executor = SingleThreadedExecutor(context=ctx)
         executor.add_node(listener)
         spinner = threading.Thread(target=executor.spin, daemon=True)
@@ -85,9 +89,19 @@ def test_replay_timing_rate_restamp_and_drops(bag, monkeypatch):
 
 
 def test_replay_cli_rejects_bad_arguments(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "anyseg_tools.replay", str(tmp_path / "none")],
-                       capture_output=True, text=True, timeout=60, env=loopback_env())  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "anyseg_tools.replay", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=loopback_env(),
+    )
     assert r.returncode == 2 and "does not exist" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "anyseg_tools.replay", str(tmp_path), "--drop", "radar:1-2"],
-                       capture_output=True, text=True, timeout=60, env=loopback_env())  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "anyseg_tools.replay", str(tmp_path), "--drop", "radar:1-2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=loopback_env(),
+    )
     assert r.returncode == 2 and "unknown modality" in r.stderr

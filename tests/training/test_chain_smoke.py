@@ -29,10 +29,24 @@ def chain(tmp_path_factory):
     data = f"data.cache_dir={tmp / 'data'}"
     r = _run("training/train_teacher.py", "--config", SMOKE, "--out", str(tmp / "teacher"), data)
     assert "loss=" in r.stderr  # the progress bar shows the running loss
-    _run("training/distill.py", "--config", SMOKE, "--teacher", str(tmp / "teacher" / "teacher.pt"),
-         "--out", str(tmp / "student"), data)  # fmt: skip
-    r = _run("training/evaluate.py", "--checkpoint", str(tmp / "student" / "student.pt"), "--out",
-             str(tmp / "eval"), data)  # fmt: skip
+    _run(
+        "training/distill.py",
+        "--config",
+        SMOKE,
+        "--teacher",
+        str(tmp / "teacher" / "teacher.pt"),
+        "--out",
+        str(tmp / "student"),
+        data,
+    )
+    r = _run(
+        "training/evaluate.py",
+        "--checkpoint",
+        str(tmp / "student" / "student.pt"),
+        "--out",
+        str(tmp / "eval"),
+        data,
+    )
     return tmp, r.stdout
 
 
@@ -64,8 +78,11 @@ def test_checkpoints_describe_themselves_and_the_node_can_run_them(chain):
     seg = Segmentor.from_checkpoint(tmp / "student" / "student.pt", device="cpu")
     from training.data.synth_dataset import SyntheticDataset, SyntheticSpec
 
-    raw = SyntheticDataset(SyntheticSpec("val", frames=1, worlds=1, height=48, width=64), in_memory=True,
-                           show_progress=False)[0]["arrays"]  # fmt: skip
+    raw = SyntheticDataset(
+        SyntheticSpec("val", frames=1, worlds=1, height=48, width=64),
+        in_memory=True,
+        show_progress=False,
+    )[0]["arrays"]
     pred = seg.predict({"lidar": raw["lidar"], "rgb": raw["rgb"]})
     assert pred.labels.shape == (48, 64) and pred.modalities == ("rgb", "lidar")
 
@@ -83,6 +100,11 @@ def test_run_folders_hold_config_logs_and_resumable_state(chain):
 
 
 def test_cli_rejects_unknown_keys():
-    r = subprocess.run([sys.executable, "training/train_teacher.py", "--config", SMOKE, "optim.lrr=1"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "training/train_teacher.py", "--config", SMOKE, "optim.lrr=1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode != 0 and "optim.lr" in r.stderr

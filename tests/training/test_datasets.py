@@ -23,8 +23,12 @@ def _png(path, array):
 def _deliver(root, cond, split, scene, fid, h=8, w=10, label_value=7):
     rgb = root / "img" / cond / split / scene / f"{fid}_rgb_front.png"
     _png(rgb, np.full((h, w, 3), 10, np.uint8))
-    for folder, tok, val in (("hha", "depth", 20), ("depth", "depth", 30), ("event", "event", 40),
-                             ("lidar", "lidar", 50)):  # fmt: skip
+    for folder, tok, val in (
+        ("hha", "depth", 20),
+        ("depth", "depth", 30),
+        ("event", "event", 40),
+        ("lidar", "lidar", 50),
+    ):
         _png(
             root / folder / cond / split / scene / f"{fid}_{tok}_front.png",
             np.full((h, w, 3), val, np.uint8),
@@ -85,8 +89,11 @@ def test_deliver_dataset_filters_and_samples(tmp_path):
 
 def test_muses_layout(tmp_path):
     root = tmp_path / "muses"
-    for split, weather, time, name in (("train", "fog", "day", "a"), ("train", "rain", "night", "b"),
-                                       ("val", "clear", "day", "c")):  # fmt: skip
+    for split, weather, time, name in (
+        ("train", "fog", "day", "a"),
+        ("train", "rain", "night", "b"),
+        ("val", "clear", "day", "c"),
+    ):
         rel = f"{split}/{weather}/{time}"
         _png(
             root / "frame_camera" / rel / f"{name}_frame_camera.png",
@@ -194,8 +201,10 @@ def test_deliver_raw_mode_reads_the_synthetic_writer_output(tmp_path):
     frame = SyntheticWorld(WorldConfig(width=40, height=32, seed=scene_seed(0, 3))).frame(
         0
     )  # val scene
-    want = encode({"rgb": frame.rgb, "depth": frame.depth, "event": frame.event, "lidar": frame.lidar_scan()},
-                  ds.representations())  # fmt: skip
+    want = encode(
+        {"rgb": frame.rgb, "depth": frame.depth, "event": frame.event, "lidar": frame.lidar_scan()},
+        ds.representations(),
+    )
     for m, v in want.items():
         assert np.array_equal(enc[m], v), m
     png = DeliverDataset(root, "val")[0]

@@ -92,8 +92,15 @@ def _same(a, b):
 def test_resume_continues_exactly(tmp_path, script):
     from training import distill, train_teacher
 
-    common = ["--config", str(SMOKE), f"data.cache_dir={tmp_path / 'data'}", "data.train_frames=8",
-              "data.val_frames=2", "optim.epochs=2", "optim.batch_size=2"]  # fmt: skip
+    common = [
+        "--config",
+        str(SMOKE),
+        f"data.cache_dir={tmp_path / 'data'}",
+        "data.train_frames=8",
+        "data.val_frames=2",
+        "optim.epochs=2",
+        "optim.batch_size=2",
+    ]
     if script == "teacher":
         main, extra = train_teacher.main, []
     else:

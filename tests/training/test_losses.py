@@ -230,8 +230,12 @@ def test_cmd_zero_for_one_modality_and_symmetric_and_known():
     perm = [1, 0, 2]
 
     def sw(f):
-        return Features(tuple(f.modalities[i] for i in perm), f.present[:, perm],
-                        [x[:, perm] for x in f.per_modality], f.fused)  # fmt: skip
+        return Features(
+            tuple(f.modalities[i] for i in perm),
+            f.present[:, perm],
+            [x[:, perm] for x in f.per_modality],
+            f.fused,
+        )
 
     assert cmd_loss(sw(student), sw(teacher)).item() == pytest.approx(got.item(), rel=1e-5)
 

@@ -8,8 +8,10 @@ from anyseg_model.representations import Representation
 from training.data.transforms import EvalTransform, JointTransform, gaussian_blur3
 
 MODS = ("rgb", "depth", "event", "lidar")
-DENSE = {m: is_dense(m, r) for m, r in
-         zip(MODS, ("rgb", "depth_metric", "event_frame", "lidar_projected"), strict=True)}  # fmt: skip
+DENSE = {
+    m: is_dense(m, r)
+    for m, r in zip(MODS, ("rgb", "depth_metric", "event_frame", "lidar_projected"), strict=True)
+}
 
 
 def _sample(h=24, w=32):
@@ -18,8 +20,12 @@ def _sample(h=24, w=32):
     xs = torch.arange(w, dtype=torch.float32).expand(h, w)
     lidar = torch.zeros(3, h, w)
     lidar[:, ::3, ::3] = 5.0 + xs[::3, ::3]
-    inputs = {"rgb": xs.expand(3, h, w).clone() / w, "depth": xs.expand(3, h, w).clone(),
-              "event": xs.expand(3, h, w).clone(), "lidar": lidar}  # fmt: skip
+    inputs = {
+        "rgb": xs.expand(3, h, w).clone() / w,
+        "depth": xs.expand(3, h, w).clone(),
+        "event": xs.expand(3, h, w).clone(),
+        "lidar": lidar,
+    }
     label = (xs.long() % 7).clone()
     return {"inputs": inputs, "label": label, "available": torch.ones(4, dtype=torch.bool)}
 

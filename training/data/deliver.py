@@ -118,9 +118,18 @@ class DeliverDataset:
     classes = DELIVER_CLASSES
     palette = DELIVER_PALETTE
 
-    def __init__(self, root: str | Path, split: str = "train", modalities: Sequence[str] = ("rgb", "depth", "event", "lidar"),
-                 *, representation: str = "png", depth_png: str = "hha", conditions: Sequence[str] = (),
-                 failures: str = "keep", max_samples: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        modalities: Sequence[str] = ("rgb", "depth", "event", "lidar"),
+        *,
+        representation: str = "png",
+        depth_png: str = "hha",
+        conditions: Sequence[str] = (),
+        failures: str = "keep",
+        max_samples: int = 0,
+    ) -> None:
         self.root = Path(root)
         if split not in SPLITS:
             raise ValueError(f"unknown DELIVER split {split!r}; valid: {list(SPLITS)}")
@@ -153,8 +162,10 @@ class DeliverDataset:
                 continue
             keep.append(f)
         if not keep:
-            raise FileNotFoundError(f"no DELIVER {split} images left after filters conditions={list(conditions)} "
-                                    f"failures={failures!r} under {self.root}")  # fmt: skip
+            raise FileNotFoundError(
+                f"no DELIVER {split} images left after filters conditions={list(conditions)} "
+                f"failures={failures!r} under {self.root}"
+            )
         self.files = keep[:max_samples] if max_samples else keep
 
     def representations(self) -> dict[str, Representation]:
@@ -192,5 +203,13 @@ def _from_config(path: str | None, split: str, cfg: Any) -> DeliverDataset:
     if not path:
         raise ValueError("the deliver source needs a path: --data deliver:PATH")
     d = cfg.data
-    return DeliverDataset(path, split, cfg.model.modalities, representation=d.representation, depth_png=d.depth_png,
-                          conditions=d.conditions, failures=d.failures, max_samples=d.max_samples)  # fmt: skip
+    return DeliverDataset(
+        path,
+        split,
+        cfg.model.modalities,
+        representation=d.representation,
+        depth_png=d.depth_png,
+        conditions=d.conditions,
+        failures=d.failures,
+        max_samples=d.max_samples,
+    )

@@ -33,8 +33,11 @@ MODALITIES = ("rgb", "event", "lidar")
 WEATHERS = ("clear", "fog", "rain", "snow")
 TIMES = ("day", "night")
 SPLITS = ("train", "val", "test")
-_FOLDER = {"rgb": ("frame_camera", "frame_camera"), "event": ("event_camera", "event_camera"),
-           "lidar": ("lidar", "lidar")}  # fmt: skip
+_FOLDER = {
+    "rgb": ("frame_camera", "frame_camera"),
+    "event": ("event_camera", "event_camera"),
+    "lidar": ("lidar", "lidar"),
+}
 
 
 def _read_any(path_png: Path) -> np.ndarray:
@@ -59,8 +62,16 @@ class MusesDataset:
     classes = CITYSCAPES_CLASSES
     palette = CITYSCAPES_PALETTE
 
-    def __init__(self, root: str | Path, split: str = "train", modalities: Sequence[str] = MODALITIES, *,
-                 weathers: Sequence[str] = (), times: Sequence[str] = (), max_samples: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        modalities: Sequence[str] = MODALITIES,
+        *,
+        weathers: Sequence[str] = (),
+        times: Sequence[str] = (),
+        max_samples: int = 0,
+    ) -> None:
         self.root = Path(root)
         if split not in SPLITS:
             raise ValueError(f"unknown MUSES split {split!r}; valid: {list(SPLITS)}")

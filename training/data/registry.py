@@ -62,7 +62,8 @@ def register_dataset(prefix: str) -> Callable[[Factory], Factory]:
 
 
 def parse_source(text: str) -> tuple[str, str | None]:
-    """``'deliver:/data/DELIVER'`` -> ``('deliver', '/data/DELIVER')``; ``'synthetic'`` -> (..., None)."""
+    """``'deliver:/data/DELIVER'`` -> ``('deliver', '/data/DELIVER')``;
+    ``'synthetic'`` -> ``('synthetic', None)``."""
     prefix, sep, path = text.partition(":")
     return prefix.strip(), (path.strip() or None) if sep else None
 
@@ -103,8 +104,15 @@ class EncodedDataset(torch.utils.data.Dataset):
     as the reference resizes DELIVER's event images to the RGB size.
     """
 
-    def __init__(self, raw: RawDataset, transform: Callable | None = None, *, cache: bool = False, seed: int = 0,
-                 representations: Mapping[str, Representation] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        raw: RawDataset,
+        transform: Callable | None = None,
+        *,
+        cache: bool = False,
+        seed: int = 0,
+        representations: Mapping[str, Representation] | None = None,
+    ) -> None:
         self.raw = raw
         self.modalities = tuple(raw.modalities)
         self.representations = dict(representations or raw.representations())
@@ -147,8 +155,11 @@ class EncodedDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         e = self.encoded(i)
-        sample = {"inputs": {m: x.float() for m, x in e.inputs.items()}, "label": e.label.long(),
-                  "available": e.available}  # fmt: skip
+        sample = {
+            "inputs": {m: x.float() for m, x in e.inputs.items()},
+            "label": e.label.long(),
+            "available": e.available,
+        }
         if self.transform is not None:
             # A private stream per (seed, epoch, index): independent of workers and order.
             g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + i)

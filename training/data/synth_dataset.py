@@ -146,8 +146,12 @@ class SyntheticDataset:
     def _progress(self, items, desc: str):
         from tqdm import tqdm
 
-        return tqdm(items, desc=f"synthetic {self.spec.split} {desc}", disable=not self.show_progress,
-                    mininterval=1.0 if os.isatty(2) else 30.0)  # fmt: skip
+        return tqdm(
+            items,
+            desc=f"synthetic {self.spec.split} {desc}",
+            disable=not self.show_progress,
+            mininterval=1.0 if os.isatty(2) else 30.0,
+        )
 
     _worlds: dict = field(default_factory=dict, repr=False)
 
@@ -167,8 +171,10 @@ class SyntheticDataset:
             want = json.loads(json.dumps(asdict(self.spec)))
             if stored != want:
                 diff = sorted(k for k in want if stored.get(k) != want[k])
-                raise ValueError(f"{self.folder} holds a synthetic set made with other options ({diff}); "
-                                 "use another folder or the matching config")  # fmt: skip
+                raise ValueError(
+                    f"{self.folder} holds a synthetic set made with other options ({diff}); "
+                    "use another folder or the matching config"
+                )
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         # Render world by world (one world object alive at a time), write each frame atomically.
@@ -205,9 +211,16 @@ def spec_from_config(split: str, cfg: Any) -> SyntheticSpec:
     d = cfg.data
     frames = d.train_frames if split == "train" else d.val_frames
     worlds = max(1, d.train_worlds if split == "train" else d.val_worlds)
-    return SyntheticSpec(split=split, frames=frames, worlds=worlds, seed=d.world_seed, height=d.world_size[0],
-                         width=d.world_size[1], conditions=tuple(parse_list(d.world_conditions, CONDITIONS, "condition")),
-                         failures=tuple(parse_list(d.world_failures, FAILURES, "failure")))  # fmt: skip
+    return SyntheticSpec(
+        split=split,
+        frames=frames,
+        worlds=worlds,
+        seed=d.world_seed,
+        height=d.world_size[0],
+        width=d.world_size[1],
+        conditions=tuple(parse_list(d.world_conditions, CONDITIONS, "condition")),
+        failures=tuple(parse_list(d.world_failures, FAILURES, "failure")),
+    )
 
 
 @register_dataset("synthetic")

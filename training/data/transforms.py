@@ -65,13 +65,23 @@ def gaussian_blur3(x: Tensor, sigma: float) -> Tensor:
 class JointTransform:
     """Training augmentation; ``__call__(sample, generator)`` returns a new sample of ``size``.
 
-    dense: modality -> bool (see :func:`anyseg_model.preprocess.is_dense`). rgb_mean/std: the RGB representation's
+    dense: modality -> bool (see :func:`anyseg_model.preprocess.is_dense`).
+    rgb_mean/std: the RGB representation's
     normalisation, to jitter colours in [0, 1] space.
     """
 
-    def __init__(self, size: tuple[int, int], dense: Mapping[str, bool], *, scale: tuple[float, float] = (0.5, 2.0),
-                 hflip: float = 0.5, jitter: float = 0.2, blur: float = 0.2,
-                 rgb_mean=IMAGENET_MEAN, rgb_std=IMAGENET_STD) -> None:  # fmt: skip
+    def __init__(
+        self,
+        size: tuple[int, int],
+        dense: Mapping[str, bool],
+        *,
+        scale: tuple[float, float] = (0.5, 2.0),
+        hflip: float = 0.5,
+        jitter: float = 0.2,
+        blur: float = 0.2,
+        rgb_mean=IMAGENET_MEAN,
+        rgb_std=IMAGENET_STD,
+    ) -> None:
         self.size = (int(size[0]), int(size[1]))
         self.dense = dict(dense)
         self.scale = (float(scale[0]), float(scale[1]))
