@@ -17,6 +17,7 @@ from typing import Any
 import torch.distributed as dist
 
 from anyseg_model.metrics import SubsetScores
+from anyseg_model.model import AnySegModel, create_model
 from anyseg_model.preprocess import is_dense
 from anyseg_model.representations import IMAGENET_MEAN, IMAGENET_STD, Representation
 
@@ -137,6 +138,22 @@ def build_data(
         tuple(raw_val.modalities),
         reps,
         size,
+    )
+
+
+def build_model(cfg: Config, data: DataBundle, pretrained: str | None = None) -> AnySegModel:
+    """The configured architecture (cfg.model) for the data's classes and modalities;
+    ``pretrained``: a local SegFormer ``mit_b*.pth`` for the encoder."""
+    m = cfg.model
+    return create_model(
+        m.name,
+        len(data.classes),
+        data.modalities,
+        norm=m.norm,
+        decoder_dim=m.decoder_dim or None,
+        drop_path=m.drop_path,
+        dropout=m.dropout,
+        pretrained=pretrained or None,
     )
 
 

@@ -23,8 +23,8 @@ import sys
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from anyseg_model import create_model, load_checkpoint
-from training.common import base_parser, build_data, prepare_run, run_meta
+from anyseg_model import load_checkpoint
+from training.common import base_parser, build_data, build_model, prepare_run, run_meta
 from training.dropout import SubsetSampler
 from training.engine import cleanup_runtime
 from training.loop import finish_run, fit
@@ -73,16 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Student: same architecture family as configured; start from scratch, the teacher, or MiT.
     m = cfg.model
-    model = create_model(
-        m.name,
-        len(data.classes),
-        data.modalities,
-        norm=m.norm,
-        decoder_dim=m.decoder_dim or None,
-        drop_path=m.drop_path,
-        dropout=m.dropout,
-        pretrained=m.pretrained if s.init == "mit" else None,
-    )
+    model = build_model(cfg, data, pretrained=m.pretrained if s.init == "mit" else None)
     if s.init == "teacher":
         missing, unexpected = model.load_state_dict(
             expand_state_for(model, teacher.state_dict()), strict=False

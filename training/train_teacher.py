@@ -19,8 +19,7 @@ import sys
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from anyseg_model import create_model
-from training.common import base_parser, build_data, prepare_run, run_meta
+from training.common import base_parser, build_data, build_model, prepare_run, run_meta
 from training.engine import cleanup_runtime
 from training.loop import finish_run, fit
 from training.tasks import TeacherTask
@@ -42,17 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     # Model: one shared encoder for every modality; an optional local MiT file for the encoder.
-    m = cfg.model
-    model = create_model(
-        m.name,
-        len(data.classes),
-        data.modalities,
-        norm=m.norm,
-        decoder_dim=m.decoder_dim or None,
-        drop_path=m.drop_path,
-        dropout=m.dropout,
-        pretrained=m.pretrained or None,
-    )
+    model = build_model(cfg, data, pretrained=cfg.model.pretrained)
     if model.pretrained_report is not None and rt.is_main:
         print(f"pretrained encoder: {model.pretrained_report}")
     model.to(rt.device)
