@@ -1,4 +1,4 @@
-"""Confusion matrices, IoU and per-subset tables (method.md section 6).
+"""Confusion matrices, IoU and per-subset tables (docs/method.md section 7).
 
 Two mIoU conventions are reported side by side: ``miou`` averages over classes that occur in the
 prediction or the ground truth (NaN IoUs skipped), ``miou_nan0`` sets NaN to 0 and averages over

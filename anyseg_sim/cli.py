@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--frames and --scenes must be at least 1")
     except ValueError as e:
         ap.error(str(e))
-    # The renderer pulls in anyseg_model (and torch): import it only once the arguments are good.
+    # Rendering and writing import numpy, rosbags and tqdm: only once the arguments are good.
     from tqdm import tqdm
 
     from .bag_writer import write_bag

@@ -3,9 +3,9 @@
     python bench/render_results.py runs/results > runs/results/table.md
 
 Reads ``<dir>/<run>/eval.json`` (SubsetScores.to_dict() of evaluate/train scripts) for the runs
-listed in RUNS (those present), and prints per-subset mIoU tables in method.md section 7's
-layout: one with IoU averaged over the classes that occur (NaN skipped), one with NaN = 0 over
-all classes (the reference convention), plus training time per run.
+listed in RUNS (those present), and prints per-subset mIoU tables in the paper's layout
+(arXiv 2411.17141, Table 1): one with IoU averaged over the classes that occur (NaN skipped),
+one with NaN = 0 over all classes (the reference convention), plus training time per run.
 """
 
 from __future__ import annotations

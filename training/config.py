@@ -7,7 +7,7 @@ list the valid ones, so a typo never silently trains the wrong thing. The resolv
 written next to every run (``config.yaml``) and stored inside its checkpoints.
 
 Defaults are the small CPU setting on the synthetic world; ``configs/deliver_b0.yaml`` spells out
-the reference recipe of method.md section 5.
+the reference recipe of docs/method.md section 6.
 """
 
 from __future__ import annotations

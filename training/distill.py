@@ -1,5 +1,5 @@
-"""Train the anymodal student (method.md section 4): anymodal dropout and
-L = L_sup + mad*MAD + umd*UMD + cmd*CMD (+ ummkd*UMMKD, method.md section 9).
+"""Train the anymodal student (docs/method.md sections 4-5): anymodal dropout and
+L = L_sup + mad*MAD + umd*UMD + cmd*CMD (+ ummkd*UMMKD, docs/method.md section 5.5).
 
     python training/distill.py --teacher runs/teacher/teacher.pt
     python training/distill.py --config training/configs/smoke.yaml --teacher T.pt \\

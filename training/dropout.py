@@ -1,4 +1,4 @@
-"""Anymodal dropout: which modalities each training sample keeps (method.md section 4).
+"""Anymodal dropout: which modalities each training sample keeps (docs/method.md section 4).
 
 The reference draws ONE subset per batch, the same on every DDP rank. Here the default is one
 subset per SAMPLE, expressed as a (B, M) presence mask the model takes directly, and every rank

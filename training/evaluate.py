@@ -1,4 +1,4 @@
-"""Evaluate one checkpoint on EVERY non-empty subset of its modalities (method.md section 6).
+"""Evaluate one checkpoint on EVERY non-empty subset of its modalities (docs/method.md section 7).
 
     python training/evaluate.py --checkpoint runs/student/student.pt
     python training/evaluate.py --checkpoint S.pt --data deliver:/data/DELIVER data.val_split=test

@@ -1,4 +1,4 @@
-"""Training losses (method.md sections 3, 4 and 9), all pure functions of their tensors.
+"""Training losses (docs/method.md sections 3 and 5), all pure functions of their tensors.
 
 Conventions shared by every function here:
 - Teacher tensors are detached inside the function, so a caller cannot leak gradients into a

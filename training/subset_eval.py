@@ -1,4 +1,4 @@
-"""Scoring one model on every modality subset (method.md section 6) in a single encoder pass.
+"""Scoring one model on every modality subset (docs/method.md section 7) in a single encoder pass.
 
 The encoder treats modalities independently (fusion is a parameter-free mean after each stage),
 so a sample's per-modality features are the same whatever subset it belongs to. Running the

@@ -1,4 +1,4 @@
-"""Train the PML teacher (method.md section 3): all modalities in parallel, mean fusion per
+"""Train the PML teacher (docs/method.md section 3): all modalities in parallel, mean fusion per
 stage, supervised OHEM cross-entropy only.
 
     python training/train_teacher.py                                # synthetic defaults

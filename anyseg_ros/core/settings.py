@@ -373,7 +373,8 @@ def _calibration(
                 "lidar_extrinsic", param, f"also given by calibration_file {path!r}; set only one"
             )
         extrinsic = _extrinsic(f"{path}: lidar_extrinsic", doc["lidar_extrinsic"])
-    cam = doc.get("camera", doc)
+    # "camera_info" is what anyseg_sim writes; "camera" and top-level keys are accepted too.
+    cam = doc.get("camera_info", doc.get("camera", doc))
     K = cam.get("K", cam.get("camera_matrix")) if isinstance(cam, Mapping) else None
     if K is None:
         return extrinsic, None

@@ -1,7 +1,8 @@
 """Anchor-based multi-sensor synchroniser that keeps working when sensors drop out.
 
 Why not message_filters.ApproximateTimeSynchronizer: one silent input stalls every output and
-there is no drop callback (ros.md). Here every frame set is built around an *anchor* message:
+there is no drop callback (docs/architecture.md section 3). Here every frame set is built
+around an *anchor* message:
 
 - Anchor: the first ALIVE modality of ``anchor_priority``. When it goes stale the next alive one
   takes over; when it comes back it takes over again.

@@ -1,4 +1,4 @@
-"""DELIVER (Zhang et al., CVPR 2023) in its exact on-disk layout (method.md section 8).
+"""DELIVER (Zhang et al., CVPR 2023) in its exact on-disk layout (docs/method.md section 8).
 
     <root>/{img,depth,hha,event,lidar,semantic}/{cloud,fog,night,rain,sun}/{train,val,test}/
         <scene>/<id>_{rgb,depth,event,lidar,semantic}_front.png

@@ -1,5 +1,5 @@
 """MUSES (Broedermann et al., ECCV 2024): frame camera, event camera and LiDAR projected into the
-camera image; 19 Cityscapes classes (method.md section 8).
+camera image; 19 Cityscapes classes (docs/method.md section 8).
 
 Layout (one folder per modality, each ``<split>/<weather>/<time>/``):
 

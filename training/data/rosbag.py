@@ -79,9 +79,9 @@ class BagDataset:
                 )
             if not mods:
                 continue
+            # The node's own defaults (slop, wait, timeouts, anchor priority) for the bag's sensors.
             values = {
                 "modalities": mods,
-                "anchor_priority": mods,
                 "calibration_file": str(calibration) if calibration else "",
             }
             sync = SyncSettings.from_parameters(values)

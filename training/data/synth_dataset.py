@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+import anyseg_sim
 from anyseg_model.classes import DELIVER_CLASSES, DELIVER_PALETTE
 from anyseg_model.modalities import MODALITIES, canonical
 from anyseg_model.representations import (
@@ -87,7 +88,7 @@ class SyntheticSpec:
 def _source_hash() -> str:
     """Hash of the synthetic world's code, so renderer changes invalidate cached frames."""
     h = hashlib.sha1()
-    for p in sorted((Path(__file__).parent / "synthetic").glob("*.py")):
+    for p in sorted(Path(anyseg_sim.__file__).parent.glob("*.py")):
         h.update(p.name.encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:10]

@@ -1,4 +1,4 @@
-"""Joint augmentation of all modalities and the label (method.md section 5).
+"""Joint augmentation of all modalities and the label (docs/method.md section 6).
 
 Works on ENCODED samples (each modality already a float (3, H, W) tensor from its
 :class:`~anyseg_model.representations.Representation`), so training and the node share one
