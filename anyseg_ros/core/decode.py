@@ -23,9 +23,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .images import COLOR_LAYOUTS, to_rgb
+
 NATIVE_BIGENDIAN = sys.byteorder == "big"
 
-# encoding -> (numpy type code, channels). The only encodings the node accepts (REP 118 depth).
+# encoding -> (numpy type code, channels). The only encodings the node accepts (REP 118 depth);
+# the colour ones of COLOR_LAYOUTS are converted to RGB / grey uint8 (anyseg_ros.core.images).
 IMAGE_ENCODINGS: dict[str, tuple[str, int]] = {
     "rgb8": ("u1", 3),
     "bgr8": ("u1", 3),
@@ -33,11 +36,12 @@ IMAGE_ENCODINGS: dict[str, tuple[str, int]] = {
     "16UC1": ("u2", 1),
     "16SC1": ("i2", 1),
     "32FC1": ("f4", 1),
+    **COLOR_LAYOUTS,
 }
 
 # What each input topic may carry (see anyseg_model.representations for the meaning).
 MODALITY_ENCODINGS: dict[str, tuple[str, ...]] = {
-    "rgb": ("rgb8", "bgr8", "mono8"),
+    "rgb": ("rgb8", "bgr8", "mono8", *COLOR_LAYOUTS),
     "depth": ("16UC1", "32FC1"),  # millimetres (0 = invalid) or metres (NaN/Inf invalid)
     "event": ("mono8", "16SC1", "32FC1"),  # mono8: net polarity count offset by 128
 }
@@ -102,8 +106,9 @@ def _byte_view(data: Any) -> np.ndarray:
 def decode_image(
     msg: Any, allowed: tuple[str, ...] | None = None, max_pixels: int | None = None
 ) -> np.ndarray:
-    """sensor_msgs/Image -> contiguous array: (H, W, 3) uint8 in RGB order for rgb8/bgr8, else
-    (H, W) of uint8 / uint16 / int16 / float32 in native byte order.
+    """sensor_msgs/Image -> contiguous array: (H, W, 3) uint8 in RGB order for the colour
+    encodings (rgb8, bgr8, rgba8, bgra8, yuv422, yuv422_yuy2, bayer_*), (H, W) uint8 for mono8
+    and mono16 (scaled to 8 bits), else (H, W) uint16 / int16 / float32 in native byte order.
 
     ``allowed`` restricts the encodings (per input topic); ``max_pixels`` rejects huge images
     before touching the data.
@@ -130,7 +135,13 @@ def decode_image(
         arr = arr.astype(dtype.newbyteorder("="))
     if enc == "bgr8":
         arr = arr[..., ::-1]
-    return np.ascontiguousarray(arr[..., 0] if ch == 1 else arr)
+    arr = arr[..., 0] if ch == 1 else arr
+    if enc in COLOR_LAYOUTS:
+        try:
+            return to_rgb(arr, enc)
+        except ValueError as e:  # e.g. an odd width for 4:2:2
+            raise DecodeError("geometry", str(e)) from None
+    return np.ascontiguousarray(arr)
 
 
 def build_image(arr: np.ndarray, encoding: str) -> dict[str, Any]:
@@ -139,12 +150,9 @@ def build_image(arr: np.ndarray, encoding: str) -> dict[str, Any]:
         raise ValueError(f"encoding {encoding!r} not supported; valid: {list(IMAGE_ENCODINGS)}")
     code, ch = IMAGE_ENCODINGS[encoding]
     a = np.asarray(arr)
-    want = (2,) if ch == 1 else (3,)
-    if a.ndim not in want or (ch == 3 and a.shape[2] != 3) or a.dtype != np.dtype(code):
-        raise ValueError(
-            f"{encoding} needs {'(H, W)' if ch == 1 else '(H, W, 3)'} {np.dtype(code)}, "
-            f"got {a.shape} {a.dtype}"
-        )
+    shape = "(H, W)" if ch == 1 else f"(H, W, {ch})"
+    if a.ndim != (2 if ch == 1 else 3) or (ch > 1 and a.shape[2] != ch) or a.dtype != code:
+        raise ValueError(f"{encoding} needs {shape} {np.dtype(code)}, got {a.shape} {a.dtype}")
     h, w = a.shape[:2]
     return {
         "height": h,
@@ -175,42 +183,144 @@ def _to_array(a: np.ndarray) -> array.array:
 
 @dataclass(frozen=True)
 class CameraModel:
-    """A pinhole camera from CameraInfo: K (3, 3), plumb-bob D (None when all zero), size."""
+    """A camera from CameraInfo, for the image as published (ROI and binning applied).
+
+    K (3, 3); D the distortion coefficients of ``distortion_model`` (None when all zero: an
+    undistorted or rectified image); width, height of the published image; frame_id the optical
+    frame the image is in ("" when unknown).
+    """
 
     K: np.ndarray
     D: np.ndarray | None
     width: int
     height: int
+    distortion_model: str = "plumb_bob"
+    frame_id: str = ""
 
 
-_PLUMB_BOB_LIKE = ("plumb_bob", "rational_polynomial", "")
+# distortion_model -> accepted lengths of D (sensor_msgs/distortion_models.hpp; OpenCV also
+# writes plumb_bob with 4). An empty D means "no distortion" for every model.
+DISTORTION_MODELS: dict[str, tuple[int, ...]] = {
+    "plumb_bob": (4, 5),
+    "rational_polynomial": (8,),
+    "equidistant": (4,),
+}
 
 
-def decode_camera_info(msg: Any) -> CameraModel:
-    """sensor_msgs/CameraInfo -> :class:`CameraModel` (accepts ``k``/``d`` or ROS 1 ``K``/``D``)."""
-    k = getattr(msg, "k", None)
-    k = getattr(msg, "K", None) if k is None else k
-    d = getattr(msg, "d", None)
-    d = getattr(msg, "D", None) if d is None else d
+def _field(msg: Any, *names: str) -> Any:
+    for n in names:
+        v = getattr(msg, n, None)
+        if v is not None:
+            return v
+    return None
+
+
+def _matrix(value: Any, shape: tuple[int, int], name: str) -> np.ndarray:
     try:
-        K = np.asarray(k, dtype=np.float64).reshape(3, 3)
-        D = np.asarray([] if d is None else d, dtype=np.float64).reshape(-1)
-        w, h = int(msg.width), int(msg.height)
+        m = np.asarray(value, dtype=np.float64).reshape(shape)
     except (TypeError, ValueError) as e:
+        raise DecodeError("camera_info", f"{name}: {e}") from None
+    if not np.isfinite(m).all():
+        raise DecodeError("non_finite", f"{name} has non-finite values")
+    return m
+
+
+def _intrinsics(M: np.ndarray, name: str, w: int, h: int) -> None:
+    """Refuse a camera matrix that breaks the CameraInfo spec."""
+    if not np.allclose(M[2], [0.0, 0.0, 1.0], atol=1e-9, rtol=0.0):
+        raise DecodeError("camera_matrix", f"{name}'s last row is {M[2].tolist()}, not [0, 0, 1]")
+    if M[0, 0] <= 0 or M[1, 1] <= 0 or M[1, 0] != 0:
+        raise DecodeError(
+            "camera_matrix", f"{name} is not a calibrated camera matrix (fx, fy must be > 0)"
+        )
+    cx, cy = M[0, 2], M[1, 2]
+    if not (0 <= cx <= w and 0 <= cy <= h):
+        raise DecodeError(
+            "principal_point", f"{name} principal point ({cx:g}, {cy:g}) outside the {w}x{h} image"
+        )
+
+
+def decode_camera_info(
+    msg: Any, rectified: bool = False, max_pixels: int | None = None
+) -> CameraModel:
+    """sensor_msgs/CameraInfo -> :class:`CameraModel` of the published image.
+
+    ``rectified``: the image is ``image_rect`` (K = P[:, :3], no distortion) instead of the raw
+    one (K and D). ROI (in full-resolution pixels, all zero = the whole frame) and binning
+    (0 = 1) are applied: fx' = fx / bx, cx' = (cx - x_offset) / bx, the same in y. Anything that
+    breaks the message's spec raises :class:`DecodeError`; ``max_pixels`` caps width x height
+    before anything is allocated. Accepts ``k``/``d``/``p`` or the ROS 1 ``K``/``D``/``P``.
+    """
+    try:
+        w, h = int(msg.width), int(msg.height)
+    except (AttributeError, TypeError, ValueError) as e:
         raise DecodeError("camera_info", str(e)) from None
     if w <= 0 or h <= 0:
         raise DecodeError("camera_info", f"image size {w}x{h}")
-    if not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise DecodeError("camera_info", "K is not a calibrated camera matrix (fx, fy must be > 0)")
-    if not np.isfinite(D).all():
-        raise DecodeError("camera_info", "non-finite distortion")
-    model = str(getattr(msg, "distortion_model", ""))
-    # The projection implements plumb-bob (k1, k2, p1, p2, k3); rational_polynomial reduces to it
-    # when k4..k6 are zero. Anything else must be rectified already (D all zero).
-    usable = model in _PLUMB_BOB_LIKE and not np.any(D[5:])
-    if np.any(D) and not usable:
-        raise DecodeError("distortion", f"model {model!r} with D={D.tolist()} is not supported")
-    return CameraModel(K, D[:5].copy() if np.any(D) else None, w, h)
+    if max_pixels is not None and w * h > max_pixels:
+        raise DecodeError("too_large", f"{w}x{h} camera exceeds max_image_pixels={max_pixels}")
+    K = _matrix(_field(msg, "k", "K"), (3, 3), "K")
+    _intrinsics(K, "K", w, h)
+    model = str(getattr(msg, "distortion_model", "") or "")
+    d = _field(msg, "d", "D")
+    D = _matrix([] if d is None else d, (1, -1), "D").reshape(-1)
+    if D.size and model not in DISTORTION_MODELS:
+        raise DecodeError(
+            "distortion_model",
+            f"{model!r} with {D.size} coefficients; known: {list(DISTORTION_MODELS)}",
+        )
+    if D.size and D.size not in DISTORTION_MODELS[model]:
+        raise DecodeError(
+            "distortion",
+            f"{model} needs {' or '.join(map(str, DISTORTION_MODELS[model]))} "
+            f"coefficients, got {D.size}",
+        )
+    if rectified:
+        p = _field(msg, "p", "P")
+        if p is None:
+            raise DecodeError("projection", "rectified input needs P")
+        P = _matrix(p, (3, 4), "P")
+        _intrinsics(P[:, :3], "P", w, h)
+        K, D = P[:, :3].copy(), np.zeros(0)
+    K, w, h = _roi_and_binning(msg, K, w, h)
+    return CameraModel(
+        K,
+        D.copy() if np.any(D) else None,
+        w,
+        h,
+        model if model in DISTORTION_MODELS else "plumb_bob",
+        str(getattr(getattr(msg, "header", None), "frame_id", "") or ""),
+    )
+
+
+def _roi_and_binning(msg: Any, K: np.ndarray, w: int, h: int) -> tuple[np.ndarray, int, int]:
+    try:
+        bx = int(getattr(msg, "binning_x", 0) or 0) or 1
+        by = int(getattr(msg, "binning_y", 0) or 0) or 1
+        roi = getattr(msg, "roi", None)
+        x0, y0, rw, rh = (
+            (0, 0, 0, 0)
+            if roi is None
+            else (int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height))
+        )
+    except (AttributeError, TypeError, ValueError) as e:
+        raise DecodeError("camera_info", f"binning/roi: {e}") from None
+    if not (1 <= bx <= w and 1 <= by <= h):
+        raise DecodeError("binning", f"binning {bx}x{by} for a {w}x{h} camera")
+    if (x0, y0, rw, rh) != (0, 0, 0, 0):
+        if min(x0, y0) < 0 or rw <= 0 or rh <= 0 or x0 + rw > w or y0 + rh > h:
+            raise DecodeError(
+                "roi", f"ROI {rw}x{rh} at ({x0}, {y0}) is not inside the {w}x{h} image"
+            )
+        w, h = rw, rh
+    if (bx, by, x0, y0) == (1, 1, 0, 0):
+        return K, w, h
+    K = K.copy()
+    K[0, 2] -= x0
+    K[1, 2] -= y0
+    K[0] /= bx
+    K[1] /= by
+    return K, w // bx, h // by
 
 
 # ---------------------------------------------------------------- point clouds
@@ -223,61 +333,6 @@ class PointFieldSpec(NamedTuple):
     offset: int
     datatype: int
     count: int = 1
-
-
-def decode_pointcloud(msg: Any, max_points: int | None = None) -> np.ndarray:
-    """sensor_msgs/PointCloud2 -> float32 (N, 4) x, y, z, intensity, or (N, 3) without an
-    intensity field. Any field order, offsets, padding, datatypes and endianness; points with a
-    non-finite coordinate are dropped (``is_dense`` false clouds carry NaN for no return)."""
-    h, w = int(msg.height), int(msg.width)
-    point_step, row_step = int(msg.point_step), int(msg.row_step)
-    fields = {str(f.name): f for f in msg.fields}
-    missing = [n for n in ("x", "y", "z") if n not in fields]
-    if missing:
-        raise DecodeError("missing_field", f"no {missing} among {list(fields)}")
-    if h * w <= 0:
-        raise DecodeError("empty_cloud", f"{w}x{h} points")
-    if max_points is not None and h * w > max_points:
-        raise DecodeError("too_large", f"{h * w} points > {max_points}")
-    if point_step <= 0:
-        raise DecodeError("point_step", f"point_step {point_step}")
-    if row_step < w * point_step:
-        raise DecodeError("row_step", f"row_step {row_step} < width {w} x point_step {point_step}")
-    data = _byte_view(msg.data)
-    if data.size != row_step * h:
-        raise DecodeError(
-            "data_size", f"{data.size} bytes, expected row_step {row_step} x height {h}"
-        )
-
-    names = ["x", "y", "z"] + (["intensity"] if "intensity" in fields else [])
-    endian = ">" if msg.is_bigendian else "<"
-    formats, offsets = [], []
-    for n in names:
-        f = fields[n]
-        code = POINTFIELD_TYPES.get(int(f.datatype))
-        if code is None:
-            raise DecodeError("field_datatype", f"field {n!r} has datatype {f.datatype}")
-        off = int(f.offset)
-        if int(f.count) < 1 or off < 0 or off + np.dtype(code).itemsize > point_step:
-            raise DecodeError(
-                "field_layout",
-                f"field {n!r} offset {off} count {f.count} in point_step {point_step}",
-            )
-        formats.append(endian + code)
-        offsets.append(off)
-    dt = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": point_step})
-    if row_step != w * point_step:  # padded rows: drop the padding (one copy)
-        data = np.ascontiguousarray(data.reshape(h, row_step)[:, : w * point_step]).reshape(-1)
-    rec = np.frombuffer(data, dtype=dt)  # (N,) records viewing the buffer
-    pts = np.empty((rec.size, len(names)), np.float32)
-    for i, n in enumerate(names):
-        pts[:, i] = rec[n]  # converts datatype and byte order
-    finite = np.isfinite(pts[:, :3]).all(axis=1)
-    if not finite.all():
-        pts = pts[finite]
-    if pts.shape[0] == 0:
-        raise DecodeError("empty_cloud", "no finite point")
-    return pts
 
 
 def build_pointcloud(points: np.ndarray, labels: np.ndarray | None = None) -> dict[str, Any]:
