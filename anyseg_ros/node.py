@@ -16,7 +16,6 @@ import json
 import sys
 import threading
 import time
-from functools import partial
 from typing import Any
 
 import rclpy
@@ -25,8 +24,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import Image, PointCloud2
 from std_msgs.msg import String
 
 from anyseg_model import CheckpointError, Segmentor
@@ -36,9 +34,10 @@ from .core.decode import DecodeError
 from .core.mailbox import Mailbox, MailboxClosed
 from .core.settings import PARAMETERS, Settings, SettingsError
 from .core.sync import FrameSet
-from .core.topics import CAMERA_INFO_TOPIC, DIAGNOSTICS_TOPIC, INPUT_TOPICS, OUTPUT_TOPICS
+from .core.topics import CAMERA_INFO_TOPICS, DIAGNOSTICS_TOPIC, OUTPUT_TOPICS
 from .diagnostics import FrameStats, statuses
 from .pipeline import Pipeline, StartupError, check_segmentor, synchronizer
+from .subscriptions import subscribe, tf_available
 
 POLL_PERIOD_S = 0.01  # how often waits are checked for expiry and sensors for staleness
 DIAGNOSTICS_PERIOD_S = 0.5  # plus immediately on every sensor or anchor change
@@ -67,12 +66,19 @@ def declare_parameters(node: Node) -> dict[str, Any]:
 class SegmentationNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("anyseg_node", **kwargs)
-        self.settings = s = Settings.from_parameters(declare_parameters(self), read_yaml=_read_yaml)
+        self.settings = s = Settings.from_parameters(
+            declare_parameters(self), read_yaml=_read_yaml, tf_available=tf_available()
+        )
         try:
             self.segmentor = Segmentor.from_checkpoint(s.checkpoint, device=s.device)
         except (CheckpointError, ValueError, OSError) as e:
             raise StartupError(str(e)) from None
-        self.pipeline = Pipeline(s.inputs, check_segmentor(s, self.segmentor))
+        lidar_rep = self.segmentor.representations.get("lidar")
+        self.pipeline = Pipeline(
+            s.inputs,
+            check_segmentor(s, self.segmentor),
+            model_max_intensity=lidar_rep.params.get("max_intensity", 1.0) if lidar_rep else 1.0,
+        )
         self.segmentor.warmup()
         self.sync = synchronizer(s.sync)
         self.mailbox: Mailbox[FrameSet] = Mailbox()
@@ -88,23 +94,14 @@ class SegmentationNode(Node):
         self.worker = threading.Thread(target=self._work, name="anyseg_inference", daemon=True)
         self.worker.start()
 
-        self.topics = {}
-        for m in s.modalities:
-            kind = PointCloud2 if m == "lidar" else Image
-            sub = self.create_subscription(
-                kind, INPUT_TOPICS[m], partial(self._on_sensor, m), qos_profile_sensor_data
-            )
-            self.topics[m] = sub.topic_name
-        if "lidar" in s.modalities:
-            self.create_subscription(
-                CameraInfo, CAMERA_INFO_TOPIC, self._on_camera_info, qos_profile_sensor_data
-            )
+        self.topics = subscribe(self, self.pipeline, s.modalities, self._on_sensor, self._on_info)
         self.create_timer(POLL_PERIOD_S, self._poll)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         self.get_logger().info(
             f"segmenting {'+'.join(s.modalities)} with {s.checkpoint} on {self.segmentor.device} "
             f"({len(self.segmentor.classes)} classes); "
-            f"anchor priority {'>'.join(s.sync.anchor_priority)}"
+            f"anchor priority {'>'.join(s.sync.anchor_priority)}; inputs "
+            + ", ".join(f"{k} {v}" for k, v in self.pipeline.input_status())
         )
 
     # ------------------------------------------------------------------ callbacks (decode + push)
@@ -114,7 +111,7 @@ class SegmentationNode(Node):
 
     def _on_sensor(self, modality: str, msg: Any) -> None:
         try:
-            stamp, sample = self.pipeline.decode(modality, msg)
+            decoded = self.pipeline.decode(modality, msg)
         except DecodeError as e:
             if self.pipeline.count(f"{modality}/{e.reason}"):
                 self.get_logger().warning(
@@ -122,19 +119,23 @@ class SegmentationNode(Node):
                     "further ones are counted in /diagnostics"
                 )
             return
-        self._deliver(self.sync.push(modality, stamp, sample, self._now()))
+        if decoded is not None:  # None: an event packet inside the current slice of the stream
+            self._deliver(self.sync.push(modality, *decoded, self._now()))
 
-    def _on_camera_info(self, msg: CameraInfo) -> None:
+    def _on_info(self, modality: str, msg: Any) -> None:
         try:
-            self.pipeline.set_camera_info(msg)
+            self.pipeline.set_camera_info(msg, modality)
         except DecodeError as e:
             if self.pipeline.count(f"camera_info/{e.reason}"):
                 self.get_logger().warning(
-                    f"{CAMERA_INFO_TOPIC}: unusable camera_info ({e}); counted in /diagnostics"
+                    f"{CAMERA_INFO_TOPICS[modality]}: unusable camera_info ({e}); "
+                    "counted in /diagnostics"
                 )
 
     def _poll(self) -> None:
         self._deliver(self.sync.poll(self._now()))
+        for line in self.pipeline.take_notes():  # input refusals and assumptions, once each
+            self.get_logger().warning(line)
 
     def _deliver(self, sets: list[FrameSet]) -> None:
         for fs in sets:  # the worker takes the newest; older waiting ones are dropped and counted
@@ -204,6 +205,7 @@ class SegmentationNode(Node):
             self.mailbox.dropped,
             str(self.segmentor.device),
         )
+        sts[-1].values += self.pipeline.input_status()
         self.pub_diag.publish(messages.diagnostic_array(sts, self.get_clock().now().to_msg()))
 
     def close(self) -> None:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from anyseg_model.representations import DEFAULT_REPRESENTATIONS, LidarScan
+from anyseg_model.representations import DEFAULT_REPRESENTATIONS
 
+from . import transport
 from .core.decode import (
     MODALITY_ENCODINGS,
     CameraModel,
@@ -26,15 +27,35 @@ from .core.decode import (
     colorize,
     decode_camera_info,
     decode_image,
-    decode_pointcloud,
     labels_for_points,
     stamp_ns,
 )
+from .core.events import EventStream
+from .core.pointclouds import build_labelled_cloud, decode_cloud
 from .core.settings import InputSettings, Settings, SyncSettings
 from .core.sync import FrameSet, ModalitySynchronizer
-from .core.topics import INPUT_TOPICS
+from .core.tf import TfError, TfTree
+from .core.topics import (
+    CAMERA_INFO_TOPICS,
+    EVENTS_TOPIC,
+    INPUT_TOPICS,
+    TF_STATIC_TOPIC,
+    TF_TOPIC,
+    transport_topic,
+)
+from .registration import (
+    lidar_scan,
+    projection_supported,
+    register_depth,
+    register_event,
+    same_grid,
+)
 
 MAX_LIDAR_POINTS = 4_000_000
+EVENT_MESSAGE_TYPES = {
+    "event_packet": "event_camera_msgs/msg/EventPacket",
+    "event_array": "dvs_msgs/msg/EventArray",
+}
 
 
 def synchronizer(settings: SyncSettings) -> ModalitySynchronizer:
@@ -46,6 +67,50 @@ def synchronizer(settings: SyncSettings) -> ModalitySynchronizer:
         settings.wait_ns,
         settings.anchor_priority,
     )
+
+
+class InputTopic(NamedTuple):
+    """One subscription the inputs need: what it carries, its topic and message type."""
+
+    kind: str  # "sensor" | "camera_info" | "tf" | "tf_static"
+    modality: str | None
+    topic: str
+    msgtype: str
+
+
+def input_topics(settings: InputSettings, modalities: tuple[str, ...]) -> list[InputTopic]:
+    """The subscriptions for these settings: each sensor on its transport's topic, each
+    camera's camera_info, and /tf + /tf_static when something needs tf (the LiDAR extrinsic
+    without a parameter; depth / event that are not marked registered)."""
+    out = []
+    for m in modalities:
+        if m == "lidar":
+            out.append(InputTopic("sensor", m, INPUT_TOPICS[m], "sensor_msgs/msg/PointCloud2"))
+        elif m == "event" and settings.event_format != "frame":
+            out.append(
+                InputTopic("sensor", m, EVENTS_TOPIC, EVENT_MESSAGE_TYPES[settings.event_format])
+            )
+        else:
+            tr = settings.transports[m]
+            kind = "Image" if tr == "raw" else "CompressedImage"
+            out.append(InputTopic("sensor", m, transport_topic(m, tr), f"sensor_msgs/msg/{kind}"))
+    cams = [m for m in ("rgb", "depth", "event") if m in modalities]
+    if "lidar" in modalities and "rgb" not in cams:
+        cams.insert(0, "rgb")  # the LiDAR is projected into the RGB camera
+    for m in cams:
+        out.append(
+            InputTopic("camera_info", m, CAMERA_INFO_TOPICS[m], "sensor_msgs/msg/CameraInfo")
+        )
+    if needs_tf(settings, modalities):
+        out.append(InputTopic("tf", None, TF_TOPIC, "tf2_msgs/msg/TFMessage"))
+        out.append(InputTopic("tf_static", None, TF_STATIC_TOPIC, "tf2_msgs/msg/TFMessage"))
+    return out
+
+
+def needs_tf(settings: InputSettings, modalities: tuple[str, ...]) -> bool:
+    lidar = "lidar" in modalities and settings.lidar_extrinsic is None
+    reg = any(m in modalities and not settings.registered.get(m) for m in ("depth", "event"))
+    return lidar or reg
 
 
 class StartupError(RuntimeError):
@@ -83,7 +148,8 @@ class Sample:
     """What the synchroniser carries per message: its header and decoded data."""
 
     header: Any
-    data: np.ndarray  # image (H, W[, 3]) or LiDAR points (N, 3|4) in the LiDAR frame
+    data: np.ndarray | None  # image (H, W[, 3]) or LiDAR points (N, 3|4); None: an event slice
+    cloud: Any = None  # LiDAR: the decoded core.pointclouds.Cloud (to label the input cloud)
 
 
 @dataclass
@@ -97,14 +163,38 @@ class Outputs:
 
 
 class Pipeline:
-    """Decoding with counted errors, camera model, frame set -> model input, outputs."""
+    """Decoding with counted errors, camera models, tf, registration, frame set -> model input,
+    outputs.
 
-    def __init__(self, settings: InputSettings, palette: list[tuple[int, int, int]]) -> None:
-        self.settings = settings
+    ``model_max_intensity``: the checkpoint's LiDAR ``max_intensity`` (its representation
+    parameter); with ``lidar.max_intensity`` set, intensities are rescaled onto it.
+    """
+
+    def __init__(
+        self,
+        settings: InputSettings,
+        palette: list[tuple[int, int, int]],
+        model_max_intensity: float = 1.0,
+    ) -> None:
+        self.settings = s = settings
         self.palette = np.asarray(palette, np.uint8)
-        self.camera: CameraModel | None = settings.camera  # replaced by camera_info when it comes
+        self.cameras: dict[str, CameraModel] = {}  # from each camera's camera_info
+        self.tf = TfTree()
         self.errors: Counter[str] = Counter()  # "modality/reason" -> count
+        self.notes: list[str] = []  # things to say once (the node logs them as they come)
+        self._noted: set[str] = set()
         self._lock = threading.Lock()  # errors are counted from callbacks and the worker
+        self.intensity_scale = model_max_intensity / s.max_intensity if s.max_intensity > 0 else 1.0
+        self.events = (
+            EventStream(s.max_image_pixels, horizon_ns=max(2 * s.event_window_ns, 2 * 10**9))
+            if s.event_format != "frame"
+            else None
+        )
+        self._last_slice: int | None = None
+        self.extrinsic_source = s.extrinsic_source or ("tf" if s.lidar_extrinsic is None else "")
+        self._tf_extrinsic = False  # the last LiDAR extrinsic came from tf
+
+    # ------------------------------------------------------------------ bookkeeping
 
     def count(self, key: str) -> bool:
         """Count an error; True the first time (log it once)."""
@@ -116,33 +206,199 @@ class Pipeline:
         with self._lock:
             return dict(self.errors)
 
-    def decode(self, modality: str, msg: Any) -> tuple[int, Sample]:
-        """A sensor message -> (stamp_ns, Sample). Raises DecodeError (the caller counts it)."""
-        stamp = stamp_ns(msg.header)
+    def note(self, key: str, text: str) -> None:
+        """Say ``text`` once (a refusal or an assumption the user should know about)."""
+        with self._lock:
+            if key not in self._noted:
+                self._noted.add(key)
+                self.notes.append(text)
+
+    def take_notes(self) -> list[str]:
+        with self._lock:
+            out, self.notes = self.notes, []
+            return out
+
+    def input_status(self) -> list[tuple[str, str]]:
+        """Key/values for /diagnostics and reports: where the extrinsic comes from, transports."""
+        s = self.settings
+        out = [(f"{m}.transport", t) for m, t in s.transports.items()]
+        out.append(("event.format", s.event_format))
+        if self.extrinsic_source:
+            out.append(("lidar_extrinsic_source", self.extrinsic_source))
+        if self.events is not None:
+            out.append(("event_overflow", str(self.events.overflow)))
+        return out
+
+    @property
+    def camera(self) -> CameraModel | None:
+        """The RGB camera (the LiDAR is projected into it): camera_info, else the calibration."""
+        return self.cameras.get("rgb", self.settings.camera)
+
+    # ------------------------------------------------------------------ callbacks
+
+    def decode(self, modality: str, msg: Any) -> tuple[int, Sample] | None:
+        """A sensor message -> (stamp_ns, Sample); None when an event packet only extends the
+        current slice of the stream. Raises DecodeError (the caller counts it)."""
+        s = self.settings
         if modality == "lidar":
-            data = decode_pointcloud(msg, max_points=MAX_LIDAR_POINTS)
+            stamp = stamp_ns(msg.header)
+            cloud = decode_cloud(msg, MAX_LIDAR_POINTS, s.intensity_field, self.intensity_scale)
+            return stamp, Sample(msg.header, cloud.points, cloud)
+        if modality == "event" and self.events is not None:
+            return self._event_slice(msg)
+        stamp = stamp_ns(msg.header)
+        allowed = MODALITY_ENCODINGS[modality]
+        tr = s.transports.get(modality, "raw")
+        if tr == "compressed":
+            data = transport.decode_compressed(msg, allowed, s.max_image_pixels)
+        elif tr == "compressedDepth":
+            data = transport.decode_compressed_depth(msg, s.max_image_pixels)
         else:
-            data = decode_image(msg, MODALITY_ENCODINGS[modality], self.settings.max_image_pixels)
+            data = decode_image(msg, allowed, s.max_image_pixels)
         return stamp, Sample(msg.header, data)
 
-    def set_camera_info(self, msg: Any) -> None:
-        self.camera = decode_camera_info(msg)
+    def _event_slice(self, msg: Any) -> tuple[int, Sample] | None:
+        """Event packets go into the stream; the synchroniser gets one sample per slop_ns of
+        stream time, stamped with the time the stream has reached (frame sets then take the
+        events of the window ending at their own stamp, see :meth:`arrays`)."""
+        end = self.events.add_packet(msg)
+        if end is None:
+            return None
+        if self._last_slice is not None and 0 <= end - self._last_slice < self.settings.slop_ns:
+            return None
+        self._last_slice = end
+        return end, Sample(msg.header, None)
+
+    def set_camera_info(self, msg: Any, modality: str = "rgb") -> None:
+        s = self.settings
+        self.cameras[modality] = decode_camera_info(
+            msg, s.rectified.get(modality, False), s.max_image_pixels
+        )
+
+    def add_tf(self, msg: Any, static: bool) -> None:
+        before = self.tf.rejected
+        self.tf.add_message(msg, static)
+        if self.tf.rejected > before:
+            self.count("tf/rejected_transform")
+
+    # ------------------------------------------------------------------ frame assembly
 
     def arrays(self, fs: FrameSet) -> dict[str, Any]:
-        """The model's input for a frame set. LiDAR needs a camera model: without one (no
-        camera_info yet, no calibration_file) it is left out and counted."""
-        out: dict[str, Any] = {m: fs.payload(m).data for m in fs.modalities if m != "lidar"}
+        """The model's input for a frame set: images registered onto the RGB grid (or left out
+        and counted), event streams accumulated, LiDAR as a scan in the RGB camera (left out and
+        counted without a camera model or extrinsic)."""
+        out: dict[str, Any] = {}
+        for m in fs.modalities:
+            if m == "lidar":
+                continue
+            sample = fs.payload(m)
+            data = sample.data
+            if data is None:  # an event slice: the events of the window ending at fs's stamp
+                data = self.events.frame(fs.stamp_ns, self.settings.event_window_ns)
+            if m in ("depth", "event"):
+                data = self._registered(m, sample, data, fs.stamp_ns)
+                if data is None:
+                    continue
+            out[m] = data
         if "lidar" in fs.items:
-            cam = self.camera
-            if cam is None:
-                self.count("lidar/no_camera_info")
-            else:
-                h, w = _reference_size(out, cam)
-                cam = _scaled(cam, w, h)
-                out["lidar"] = LidarScan(
-                    fs.payload("lidar").data, cam.K, self.settings.extrinsic_matrix, (w, h), cam.D
-                )
+            scan = self._lidar(fs, out)
+            if scan is not None:
+                out["lidar"] = scan
         return out
+
+    def _rgb_frame(self, fs: FrameSet) -> str:
+        cam = self.camera
+        if cam is not None and cam.frame_id:
+            return cam.frame_id
+        return str(getattr(fs.payload("rgb").header, "frame_id", "")) if "rgb" in fs.items else ""
+
+    def _registered(self, m: str, sample: Sample, data: np.ndarray, stamp: int) -> Any:
+        """``data`` on the RGB camera's grid, or None (counted, said once) when it cannot be."""
+        rgb = self.camera
+        frame = str(getattr(sample.header, "frame_id", "") or "")
+        rgb_frame = rgb.frame_id if rgb is not None else ""
+        if self.settings.registered.get(m):
+            if frame and rgb_frame and frame != rgb_frame:
+                self.note(
+                    f"registered/{m}",
+                    f"{m}: frame_id {frame!r} is not the RGB camera's {rgb_frame!r}; used as "
+                    f"registered because {m}.registered is true",
+                )
+            return data
+        own = self.cameras.get(m)
+        if rgb is None or (own is None and (not frame or not rgb_frame or frame == rgb_frame)):
+            return data  # nothing says it is elsewhere: today's assumption (registered)
+        if own is None:
+            return self._refuse(
+                m,
+                "no_camera_info",
+                f"{m} is in frame {frame!r}, not the RGB camera's "
+                f"{rgb_frame!r}, and no {CAMERA_INFO_TOPICS[m]} came to register it",
+            )
+        src = own.frame_id or frame
+        try:
+            T = (
+                np.eye(4)
+                if not src or not rgb_frame or src == rgb_frame
+                else self.tf.lookup(rgb_frame, src, stamp)
+            )
+        except TfError as e:
+            return self._refuse(m, "no_transform", f"cannot register {m} onto RGB: {e}")
+        h, w = data.shape[:2]
+        if same_grid(_scaled(own, w, h), _scaled(rgb, w, h), T):
+            return data
+        if m == "depth":
+            if own.D is not None and np.any(own.D):
+                return self._refuse(
+                    m,
+                    "distorted",
+                    "depth registration needs a rectified depth image "
+                    "(depth.rectified: true with image_rect, or depth.registered: true)",
+                )
+            return register_depth(data, own, rgb, T)
+        out = register_event(data, own, rgb, T)
+        if out is None:
+            return self._refuse(
+                m,
+                "not_registered",
+                "the event camera does not share the RGB camera's optical "
+                "centre and events have no depth to reproject with; publish registered events "
+                "and set event.registered: true",
+            )
+        return out
+
+    def _refuse(self, m: str, reason: str, text: str) -> None:
+        if self.count(f"{m}/{reason}"):
+            self.note(f"refuse/{m}/{reason}", f"{m} left out of frames: {text}")
+        return None
+
+    def _lidar(self, fs: FrameSet, images: dict[str, Any]) -> Any:
+        cam = self.camera
+        if cam is None:
+            self.count("lidar/no_camera_info")
+            return None
+        if not projection_supported(cam):
+            self._refuse(
+                "lidar",
+                "distortion_model",
+                f"the projection does not implement {cam.distortion_model!r} distortion yet",
+            )
+            return None
+        sample = fs.payload("lidar")
+        T = self.settings.extrinsic_matrix
+        if T is None:
+            lidar_frame = str(getattr(sample.header, "frame_id", "") or "")
+            try:
+                T = self.tf.lookup(self._rgb_frame(fs), lidar_frame, fs.items["lidar"][0])
+            except TfError as e:
+                self._refuse("lidar", "no_transform", str(e))
+                return None
+            if not self._tf_extrinsic:
+                self._tf_extrinsic = True
+                self.extrinsic_source = f"tf {lidar_frame} -> {self._rgb_frame(fs)}"
+                self.note("extrinsic", f"lidar extrinsic from {self.extrinsic_source}")
+        h, w = _reference_size(images, cam)
+        return lidar_scan(sample.data, _scaled(cam, w, h), T, (w, h))
 
     def outputs(
         self, fs: FrameSet, arrays: dict[str, Any], labels: np.ndarray, want_color: bool
@@ -152,7 +408,13 @@ class Pipeline:
         if "lidar" in arrays:
             scan = arrays["lidar"]
             point_labels = labels_for_points(scan.projection.pixel, labels)
-            points = build_pointcloud(scan.points, point_labels)
+            cloud = fs.payload("lidar").cloud
+            # The input cloud's own fields and organisation, plus a label per point.
+            points = (
+                build_labelled_cloud(cloud, point_labels)
+                if cloud is not None
+                else build_pointcloud(scan.points, point_labels)
+            )
         info = {
             "stamp_ns": fs.stamp_ns,
             "anchor": fs.anchor,
@@ -182,6 +444,8 @@ def _scaled(cam: CameraModel, width: int, height: int) -> CameraModel:
 
 __all__ = [
     "DecodeError",
+    "InputTopic",
+    "input_topics",
     "Outputs",
     "Pipeline",
     "Sample",

@@ -49,12 +49,40 @@ class BagContents:
         return {r.topic: r.msgtype for r in self.records}
 
 
+# Message types that real recordings carry but rosbags' Kilted store lacks (no pip wheels
+# either), registered from their .msg text (event_camera_msgs, dvs_msgs' ROS 2 port; older
+# bags name EventPacket event_array_msgs/msg/EventArray).
+_EVENT_PACKET = """std_msgs/Header header
+uint32 height
+uint32 width
+uint64 seq
+uint64 time_base
+string encoding
+bool is_bigendian
+uint8[] events
+"""
+EXTRA_MESSAGE_DEFINITIONS: dict[str, str] = {
+    "event_camera_msgs/msg/EventPacket": _EVENT_PACKET,
+    "event_array_msgs/msg/EventArray": _EVENT_PACKET,
+    "dvs_msgs/msg/Event": "uint16 x\nuint16 y\nbuiltin_interfaces/Time ts\nbool polarity\n",
+    "dvs_msgs/msg/EventArray": (
+        "std_msgs/Header header\nuint32 height\nuint32 width\ndvs_msgs/Event[] events\n"
+    ),
+}
+
+
 @cache
 def typestore():
-    """The ROS 2 Kilted type store; its CDR interoperates with rclpy both ways."""
-    from rosbags.typesys import Stores, get_typestore
+    """The ROS 2 Kilted type store (its CDR interoperates with rclpy both ways), plus
+    :data:`EXTRA_MESSAGE_DEFINITIONS`."""
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
-    return get_typestore(Stores.ROS2_KILTED)
+    store = get_typestore(Stores.ROS2_KILTED)
+    types = {}
+    for name, text in EXTRA_MESSAGE_DEFINITIONS.items():
+        types.update(get_types_from_msg(text, name))
+    store.register(types)
+    return store
 
 
 def read_bag(path: str | Path, topics: Iterable[str] | None = None) -> BagContents:

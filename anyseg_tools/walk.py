@@ -7,7 +7,7 @@ is exactly the one the robot would have formed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,12 +15,48 @@ import numpy as np
 from anyseg_ros.core.decode import DecodeError, decode_image, stamp_ns
 from anyseg_ros.core.settings import InputSettings, SyncSettings
 from anyseg_ros.core.sync import FrameSet
-from anyseg_ros.core.topics import CAMERA_INFO_TOPIC, LABELS_TOPIC, modality_of, normalize
-from anyseg_ros.pipeline import Pipeline, synchronizer
+from anyseg_ros.core.topics import (
+    CAMERA_INFO_TOPICS,
+    EVENTS_TOPIC,
+    LABELS_TOPIC,
+    TF_STATIC_TOPIC,
+    TF_TOPIC,
+    normalize,
+    transport_topic,
+)
+from anyseg_ros.pipeline import EVENT_MESSAGE_TYPES, Pipeline, input_topics, synchronizer
 
 from .bag import BagContents, BagRecord, DropWindow, deserialize, dropped
 
 POLL_NS = 10_000_000  # the node's poll period (node.POLL_PERIOD_S)
+# What an input looks like in a bag, per transport / format parameter value.
+_EVENT_FORMATS = {t: f for f, t in EVENT_MESSAGE_TYPES.items()}
+_EVENT_FORMATS["event_array_msgs/msg/EventArray"] = "event_packet"  # EventPacket's old name
+
+
+def bag_inputs(topics: Mapping[str, str], values: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameter values with each input's transport / event format taken from the bag's
+    topics and types where ``values`` does not set it: ``rgb/image/compressed`` ->
+    ``rgb.transport: compressed``, ``depth/image/compressedDepth`` -> ``compressedDepth``,
+    ``event/events`` of EventPacket / EventArray -> ``event.format``. Raw wins when a bag holds
+    both (image_transport republishers record every transport)."""
+    out = dict(values)
+    names = {normalize(t): ty for t, ty in topics.items()}
+    for m, options in (("rgb", ("raw", "compressed")), ("depth", ("raw", "compressedDepth"))):
+        found = [t for t in options if normalize(transport_topic(m, t)) in names]
+        if found and f"{m}.transport" not in out:
+            out[f"{m}.transport"] = found[0]
+    if "event.format" not in out:
+        events = names.get(normalize(EVENTS_TOPIC))
+        if normalize(transport_topic("event")) not in names and events in _EVENT_FORMATS:
+            out["event.format"] = _EVENT_FORMATS[events]
+    if out.get("event.format", "frame") == "frame" and "event.transport" not in out:
+        found = [
+            t for t in ("raw", "compressed") if normalize(transport_topic("event", t)) in names
+        ]
+        if found:
+            out["event.transport"] = found[0]
+    return out
 
 
 class BagWalk:
@@ -39,16 +75,33 @@ class BagWalk:
         drops: Sequence[DropWindow] = (),
         labels_topic: str = LABELS_TOPIC,
         on_ground_truth: Callable[[int, np.ndarray], None] | None = None,
+        model_max_intensity: float = 1.0,
     ) -> None:
         self.bag, self.sync_settings, self.drops = bag, sync, list(drops)
         self.labels_topic = normalize(labels_topic)
         self.sync = synchronizer(sync)
-        self.pipeline = Pipeline(inputs, palette=[])  # palette: only for outputs, not built here
+        # palette: only for outputs, not built here
+        self.pipeline = Pipeline(inputs, palette=[], model_max_intensity=model_max_intensity)
         self.start_ns = bag.records[0].log_ns if bag.records else 0
         # Ground truth by stamp, unless a consumer takes it as it comes (bounded memory).
         self.ground_truth: dict[int, np.ndarray] = {}
         self.on_ground_truth = on_ground_truth or self.ground_truth.__setitem__
         self.health_events: list[tuple[float, str, str]] = []  # (t_s, modality, state)
+        self.routes: dict[str, tuple[str, str | None]] = {}  # topic -> (kind, modality)
+        for spec in input_topics(inputs, sync.modalities):
+            self.routes[normalize(spec.topic)] = (spec.kind, spec.modality)
+        for m, topic in CAMERA_INFO_TOPICS.items():
+            self.routes.setdefault(normalize(topic), ("camera_info", m))
+        for kind, topic in (("tf", TF_TOPIC), ("tf_static", TF_STATIC_TOPIC)):
+            self.routes[normalize(topic)] = (kind, None)
+        # /tf_static is latched live (a late subscriber still gets it); in a bag it sits near
+        # the start, maybe after the first sensor messages: read all of it first.
+        for rec in bag.records:
+            if rec.topic == normalize(TF_STATIC_TOPIC):
+                try:
+                    self.pipeline.add_tf(deserialize(rec), static=True)
+                except Exception as e:  # rosbags' own error for a broken record
+                    self.pipeline.count(f"tf_static/{type(e).__name__}")
 
     @property
     def duration_s(self) -> float:
@@ -70,20 +123,24 @@ class BagWalk:
             self._note_events()
 
     def _consume(self, rec: BagRecord) -> list[FrameSet]:
-        modality = modality_of(rec.topic)
+        kind, modality = self.routes.get(rec.topic, ("", None))
         try:
             if rec.topic == self.labels_topic:
                 msg = deserialize(rec)
                 self.on_ground_truth(stamp_ns(msg.header), decode_image(msg, allowed=("mono8",)))
-            elif rec.topic == normalize(CAMERA_INFO_TOPIC):
-                self.pipeline.set_camera_info(deserialize(rec))
-            elif modality in self.sync_settings.modalities and not dropped(
+            elif kind == "camera_info":
+                self.pipeline.set_camera_info(deserialize(rec), modality)
+            elif kind == "tf":  # (tf_static was read before the walk)
+                self.pipeline.add_tf(deserialize(rec), static=False)
+            elif kind == "sensor" and not dropped(
                 self.drops, modality, (rec.log_ns - self.start_ns) * 1e-9
             ):
-                stamp, sample = self.pipeline.decode(modality, deserialize(rec))
-                return self.sync.push(modality, stamp, sample, rec.log_ns)
+                decoded = self.pipeline.decode(modality, deserialize(rec))
+                if decoded is not None:
+                    return self.sync.push(modality, *decoded, rec.log_ns)
         except DecodeError as e:
-            self.pipeline.count(f"{modality or rec.topic.lstrip('/')}/{e.reason}")
+            key = modality if kind == "sensor" else kind or rec.topic.lstrip("/")
+            self.pipeline.count(f"{key}/{e.reason}")
         return []
 
     def _assemble(self, sets: list[FrameSet]) -> Iterator[tuple[FrameSet, dict[str, Any]]]:

@@ -23,7 +23,7 @@ import difflib
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -101,7 +101,9 @@ PARAMETERS: tuple[Param, ...] = (
         "lidar_extrinsic",
         [],
         "double_array",
-        "16 floats, row-major 4x4 transform from the LiDAR frame to the camera optical frame.",
+        "16 floats, row-major 4x4 transform from the LiDAR frame to the camera optical frame; "
+        "overrides tf. Empty: looked up in tf (/tf_static, /tf) from the cloud's frame_id to "
+        "rgb/camera_info's.",
     ),
     Param(
         "calibration_file",
@@ -111,7 +113,78 @@ PARAMETERS: tuple[Param, ...] = (
         "an alternative to lidar_extrinsic (camera values are used until camera_info arrives).",
     ),
     Param(
-        "max_image_pixels", 8_294_400, "integer", "Images with more pixels are rejected (counted)."
+        "max_image_pixels",
+        8_294_400,
+        "integer",
+        "Images (and camera_info sizes, event sensors) with more pixels are rejected (counted).",
+    ),
+    # How each input arrives (docs/architecture.md section 2; README "Inputs").
+    Param(
+        "rgb.transport",
+        "raw",
+        "string",
+        "raw: sensor_msgs/Image on rgb/image; compressed: CompressedImage on rgb/image/compressed.",
+    ),
+    Param(
+        "depth.transport",
+        "raw",
+        "string",
+        "raw: Image on depth/image; compressedDepth: CompressedImage on "
+        "depth/image/compressedDepth (png or rvl).",
+    ),
+    Param(
+        "event.transport",
+        "raw",
+        "string",
+        "For event.format frame: raw Image on event/image or compressed on event/image/compressed.",
+    ),
+    Param(
+        "event.format",
+        "frame",
+        "string",
+        "frame: accumulated event images on event/image; event_packet: "
+        "event_camera_msgs/EventPacket (evt3, mono, libcaer, libcaer_cmp) or event_array: "
+        "dvs_msgs/EventArray on event/events, accumulated over event.window_ms.",
+    ),
+    Param(
+        "event.window_ms",
+        1000.0 / 30.0,
+        "double",
+        "Events of the window ending at the frame set's stamp make its event frame "
+        "(event_packet / event_array); the synthetic world's frames cover 1/30 s.",
+    ),
+    *(
+        Param(
+            f"{m}.rectified",
+            False,
+            "bool",
+            f"{m} is image_rect: its camera is camera_info's P (no distortion), not K and D.",
+        )
+        for m in ("rgb", "depth", "event")
+    ),
+    *(
+        Param(
+            f"{m}.registered",
+            False,
+            "bool",
+            f"{m} images are already on the RGB camera's pixel grid (no registration; a warning "
+            "once if the frame_ids differ). false: registered with "
+            f"{m}/camera_info and tf, or refused.",
+        )
+        for m in ("depth", "event")
+    ),
+    Param(
+        "lidar.intensity_field",
+        "intensity",
+        "string",
+        "PointCloud2 field read as intensity (intensity, reflectivity, signal, ...).",
+    ),
+    Param(
+        "lidar.max_intensity",
+        0.0,
+        "double",
+        "Full scale of that field on this sensor (e.g. 255 for 8-bit reflectivity): it is "
+        "rescaled to the checkpoint's max_intensity. 0: used as it is.",
     ),
     Param(
         "publish_color", True, "bool", "Publish segmentation/color (rgb8) when someone subscribes."
@@ -198,13 +271,31 @@ class SyncSettings:
         return cls(ordered, _ns(slop), timeouts, _ns(wait), anchors)
 
 
+TRANSPORTS: dict[str, tuple[str, ...]] = {
+    "rgb": ("raw", "compressed"),
+    "depth": ("raw", "compressedDepth"),
+    "event": ("raw", "compressed"),
+}
+EVENT_FORMATS = ("frame", "event_packet", "event_array")
+
+
 @dataclass(frozen=True)
 class InputSettings:
-    """What decoding and frame assembly need: the size limit and the LiDAR calibration."""
+    """What decoding and frame assembly need: the size limit, the LiDAR calibration and how
+    every input arrives."""
 
-    lidar_extrinsic: tuple[float, ...] | None  # 16 floats row-major, None without LiDAR
+    lidar_extrinsic: tuple[float, ...] | None  # 16 floats row-major; None: tf (or no LiDAR)
     camera: CameraModel | None  # from calibration_file, until camera_info arrives
     max_image_pixels: int
+    transports: Mapping[str, str] = field(default_factory=lambda: dict.fromkeys(TRANSPORTS, "raw"))
+    event_format: str = "frame"
+    event_window_ns: int = 33_333_333
+    rectified: Mapping[str, bool] = field(default_factory=dict)
+    registered: Mapping[str, bool] = field(default_factory=dict)
+    intensity_field: str = "intensity"
+    max_intensity: float = 0.0  # 0: intensities as they are
+    extrinsic_source: str = ""  # "parameter lidar_extrinsic" / "calibration_file PATH" / ""
+    slop_ns: int = 15_000_000  # event streams are cut into pieces at most this long
 
     @property
     def extrinsic_matrix(self) -> np.ndarray | None:
@@ -220,16 +311,21 @@ class InputSettings:
         v = _with_defaults(values)
         lidar = "lidar" in _enabled(v)
         extrinsic, camera = _calibration(v, read_yaml)
-        if lidar and extrinsic is None:
-            raise SettingsError(
-                "lidar_extrinsic",
-                v["lidar_extrinsic"],
-                "lidar is enabled: give 16 floats here or a calibration_file with lidar_extrinsic",
-            )
         pixels = v["max_image_pixels"]
         if isinstance(pixels, bool) or not isinstance(pixels, int) or pixels <= 0:
             raise SettingsError("max_image_pixels", pixels, "must be a positive integer")
-        return cls(extrinsic if lidar else None, camera, pixels)
+        source = ""
+        if lidar and extrinsic is not None:
+            path = _string(v, "calibration_file")
+            given = isinstance(v["lidar_extrinsic"], (list, tuple)) and len(v["lidar_extrinsic"])
+            source = "parameter lidar_extrinsic" if given else f"calibration_file {path}"
+        return cls(
+            extrinsic if lidar else None,
+            camera,
+            pixels,
+            **_input_choices(v),
+            extrinsic_source=source,
+        )
 
 
 @dataclass(frozen=True)
@@ -249,11 +345,16 @@ class Settings:
 
     @classmethod
     def from_parameters(
-        cls, values: Mapping[str, Any], read_yaml: Callable[[str], Any] | None = None
+        cls,
+        values: Mapping[str, Any],
+        read_yaml: Callable[[str], Any] | None = None,
+        tf_available: bool = False,
     ) -> Settings:
         """Validate parameter values (missing ones take :data:`PARAMETERS` defaults).
 
         ``read_yaml(path)`` loads ``calibration_file`` (e.g. ``yaml.safe_load`` of the file).
+        ``tf_available``: the node can subscribe to /tf (tf2_msgs is installed), so LiDAR may
+        take its extrinsic from tf; otherwise it needs lidar_extrinsic or a calibration_file.
         """
         v = _with_defaults(values)
         checkpoint = _string(v, "checkpoint")
@@ -264,6 +365,13 @@ class Settings:
             raise SettingsError("device", device, "allowed: auto, cpu, cuda, cuda:N")
         sync = SyncSettings.from_parameters(v)
         inputs = InputSettings.from_parameters(v, read_yaml)
+        if "lidar" in sync.modalities and inputs.lidar_extrinsic is None and not tf_available:
+            raise SettingsError(
+                "lidar_extrinsic",
+                v["lidar_extrinsic"],
+                "lidar is enabled: give 16 floats here or a calibration_file with lidar_extrinsic "
+                "(tf cannot supply it: tf2_msgs is not installed)",
+            )
         publish_color = v["publish_color"]
         if not isinstance(publish_color, bool):
             raise SettingsError("publish_color", publish_color, "must be true or false")
@@ -390,7 +498,38 @@ def _calibration(
         raise SettingsError(
             "calibration_file", path, "camera K must have fx, fy > 0 and width, height > 0"
         )
-    return extrinsic, CameraModel(Km, D[:5] if np.any(D) else None, w, h)
+    model = str(cam.get("distortion_model", "plumb_bob") or "plumb_bob")
+    return extrinsic, CameraModel(Km, D if np.any(D) else None, w, h, model)
+
+
+def _choice(v: Mapping[str, Any], name: str, allowed: tuple[str, ...]) -> str:
+    x = v[name]
+    if not isinstance(x, str) or x.strip() not in allowed:
+        raise SettingsError(name, x, f"allowed: {', '.join(allowed)}")
+    return x.strip()
+
+
+def _flag(v: Mapping[str, Any], name: str) -> bool:
+    if not isinstance(v[name], bool):
+        raise SettingsError(name, v[name], "must be true or false")
+    return v[name]
+
+
+def _input_choices(v: Mapping[str, Any]) -> dict[str, Any]:
+    """The per-input choices of InputSettings (transport, event format, LiDAR intensity)."""
+    field_name = _string(v, "lidar.intensity_field")
+    if not re.match(r"^\w+$", field_name):
+        raise SettingsError("lidar.intensity_field", field_name, "must be a PointField name")
+    return {
+        "transports": {m: _choice(v, f"{m}.transport", t) for m, t in TRANSPORTS.items()},
+        "event_format": _choice(v, "event.format", EVENT_FORMATS),
+        "event_window_ns": _ns(_number(v, "event.window_ms", low=0.0, inclusive=False)) or 1,
+        "rectified": {m: _flag(v, f"{m}.rectified") for m in ("rgb", "depth", "event")},
+        "registered": {m: _flag(v, f"{m}.registered") for m in ("depth", "event")},
+        "intensity_field": field_name,
+        "max_intensity": _number(v, "lidar.max_intensity", low=0.0, inclusive=True),
+        "slop_ns": max(1, _ns(_number(v, "slop_ms", low=0.0, inclusive=False))),
+    }
 
 
 def _palette(x: Any) -> tuple[tuple[int, int, int], ...] | None:

@@ -16,6 +16,17 @@ INPUT_TOPICS: dict[str, str] = {
     "lidar": "lidar/points",
 }
 CAMERA_INFO_TOPIC = "rgb/camera_info"
+# Each camera's own calibration and frame_id (depth and event are registered onto RGB's grid).
+CAMERA_INFO_TOPICS: dict[str, str] = {
+    "rgb": CAMERA_INFO_TOPIC,
+    "depth": "depth/camera_info",
+    "event": "event/camera_info",
+}
+# Event streams (event.format event_packet / event_array), as the drivers' ~/events.
+EVENTS_TOPIC = "event/events"
+# image_transport's transports publish on <base>/<transport name>.
+TRANSPORT_SUFFIX = {"raw": "", "compressed": "/compressed", "compressedDepth": "/compressedDepth"}
+TF_TOPIC, TF_STATIC_TOPIC = "/tf", "/tf_static"
 OUTPUT_TOPICS: dict[str, str] = {
     "labels": "segmentation/labels",
     "color": "segmentation/color",
@@ -32,7 +43,16 @@ def normalize(topic: str) -> str:
     return "/" + topic.strip("/")
 
 
+def transport_topic(modality: str, transport: str = "raw") -> str:
+    """The topic a modality arrives on with an image transport (``rgb/image/compressed``)."""
+    return INPUT_TOPICS[modality] + TRANSPORT_SUFFIX[transport]
+
+
 def modality_of(topic: str) -> str | None:
-    """The modality whose input topic this is (absolute or relative name), else None."""
+    """The modality whose input this topic carries (any transport, the event stream; absolute
+    or relative name), else None."""
     name = normalize(topic)
-    return next((m for m, t in INPUT_TOPICS.items() if normalize(t) == name), None)
+    for m, t in INPUT_TOPICS.items():
+        if any(normalize(t + suffix) == name for suffix in TRANSPORT_SUFFIX.values()):
+            return m
+    return "event" if name == normalize(EVENTS_TOPIC) else None
