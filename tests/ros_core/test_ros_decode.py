@@ -19,10 +19,10 @@ from anyseg_ros.core.decode import (
     colorize,
     decode_camera_info,
     decode_image,
-    decode_pointcloud,
     labels_for_points,
     stamp_ns,
 )
+from anyseg_ros.core.pointclouds import decode_pointcloud
 
 RNG = np.random.default_rng(0)
 
@@ -95,7 +95,8 @@ def test_signed_event_frames():
 @pytest.mark.parametrize(
     "mutate, reason",
     [
-        (lambda m: setattr(m, "encoding", "yuv422"), "encoding"),
+        (lambda m: setattr(m, "encoding", "bayer_rggb16"), "encoding"),
+        (lambda m: setattr(m, "encoding", "yuv422"), "geometry"),  # odd width for 4:2:2
         (lambda m: setattr(m, "encoding", "16UC1"), "encoding"),  # not allowed on the rgb topic
         (lambda m: setattr(m, "data", m.data[:-1]), "data_size"),
         (lambda m: setattr(m, "data", m.data + b"\0"), "data_size"),
@@ -163,20 +164,18 @@ def test_camera_info():
         ).D
         is None
     )
-    assert decode_camera_info(NS(K=K, D=[], width=64, height=48)).D is None  # ROS 1 field names
+    assert decode_camera_info(NS(K=K, D=[], width=640, height=480)).D is None  # ROS 1 names
 
 
 @pytest.mark.parametrize(
     "kw, reason",
     [
-        ({"k": [0.0] * 9}, "camera_info"),  # uncalibrated
+        ({"k": [0.0] * 9}, "camera_matrix"),  # uncalibrated
         ({"k": [1.0] * 8}, "camera_info"),
         ({"width": 0}, "camera_info"),
-        ({"distortion_model": "equidistant", "d": [0.1, 0, 0, 0]}, "distortion"),
-        (
-            {"distortion_model": "rational_polynomial", "d": [0.1, 0, 0, 0, 0, 0.2, 0, 0]},
-            "distortion",
-        ),
+        ({"distortion_model": "equidistant", "d": [0.1, 0, 0, 0, 0]}, "distortion"),
+        ({"distortion_model": "rational_polynomial", "d": [0.1, 0, 0, 0, 0]}, "distortion"),
+        ({"distortion_model": "kannala", "d": [0.1, 0, 0, 0]}, "distortion_model"),
     ],
 )
 def test_bad_camera_info(kw, reason):
@@ -368,3 +367,141 @@ def test_rclpy_pointcloud_camera_info_and_rosbags_round_trip():
     )
     np.testing.assert_array_equal(decode_image(bag_img), depth)
     assert isinstance(PointFieldSpec("x", 0, 7), tuple)
+
+
+# ---------------------------------------------------------------- every common colour encoding
+
+CV_CODES = {
+    "rgba8": "COLOR_RGBA2RGB",
+    "bgra8": "COLOR_BGRA2RGB",
+    "yuv422": "COLOR_YUV2RGB_UYVY",
+    "yuv422_yuy2": "COLOR_YUV2RGB_YUY2",
+    "bayer_rggb8": "COLOR_BayerBG2RGB",  # OpenCV names the pattern from the second row/column
+    "bayer_bggr8": "COLOR_BayerRG2RGB",
+    "bayer_gbrg8": "COLOR_BayerGR2RGB",
+    "bayer_grbg8": "COLOR_BayerGB2RGB",
+}
+
+
+def _test_image(shape, dtype=np.uint8) -> np.ndarray:
+    """Smooth gradients plus noise: demosaicing and chroma are exercised everywhere."""
+    h, w = shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = (xx * 7 + yy * 3) % 256
+    img = base.reshape(h, w, *([1] * (len(shape) - 2))) + RNG.integers(0, 40, shape)
+    return (img % 256).astype(dtype)
+
+
+@pytest.mark.parametrize("encoding", sorted(CV_CODES))
+def test_colour_encodings_match_opencv(encoding):
+    import cv2
+
+    from anyseg_ros.core.images import COLOR_LAYOUTS
+
+    _, ch = COLOR_LAYOUTS[encoding]
+    raw = _test_image((24, 32, ch) if ch > 1 else (24, 32))
+    out = decode_image(image_msg(raw, encoding, pad=2), allowed=MODALITY_ENCODINGS["rgb"])
+    ref = cv2.cvtColor(raw, getattr(cv2, CV_CODES[encoding]))
+    assert out.shape == (24, 32, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, ref)  # bit-exact, border included
+
+
+def test_mono16_is_scaled_to_8_bits_like_opencv():
+    import cv2
+
+    a = RNG.integers(0, 65536, (9, 11), dtype=np.uint16)
+    a[0, :3] = [0, 65535, 32896]
+    for big in (False, True):
+        out = decode_image(image_msg(a, "mono16", bigendian=big), MODALITY_ENCODINGS["rgb"])
+        np.testing.assert_array_equal(out, cv2.convertScaleAbs(a, alpha=255.0 / 65535.0))
+    assert out[0, :3].tolist() == [0, 255, 128]
+
+
+def test_colour_encodings_are_rgb_only():
+    for enc in ("rgba8", "bayer_rggb8", "yuv422", "mono16"):
+        assert enc in MODALITY_ENCODINGS["rgb"]
+        assert enc not in MODALITY_ENCODINGS["depth"] + MODALITY_ENCODINGS["event"]
+
+
+# ---------------------------------------------------------------- camera info: the whole spec
+
+
+def _info(**kw):
+    base = {
+        "k": [400.0, 0, 320, 0, 400.0, 240, 0, 0, 1],
+        "d": [],
+        "p": [380.0, 0, 318, 0, 0, 380.0, 236, 0, 0, 0, 1, 0],
+        "width": 640,
+        "height": 480,
+        "distortion_model": "plumb_bob",
+        "binning_x": 0,
+        "binning_y": 0,
+        "roi": NS(x_offset=0, y_offset=0, width=0, height=0, do_rectify=False),
+        "header": NS(frame_id="cam_optical"),
+    }
+    return NS(**{**base, **kw})
+
+
+@pytest.mark.parametrize(
+    "model, d",
+    [
+        ("plumb_bob", [0.1, -0.2, 0.001, 0.002, 0.05]),
+        ("plumb_bob", [0.1, -0.2, 0.001, 0.002]),
+        ("rational_polynomial", [0.1, -0.2, 0.001, 0.002, 0.05, 0.01, 0.02, 0.03]),
+        ("equidistant", [0.1, -0.02, 0.003, -0.001]),
+    ],
+)
+def test_distortion_models_pass_through_with_their_coefficients(model, d):
+    cam = decode_camera_info(_info(distortion_model=model, d=d))
+    assert cam.distortion_model == model and cam.frame_id == "cam_optical"
+    np.testing.assert_array_equal(cam.D, d)
+
+
+def test_rectified_input_uses_p_and_no_distortion():
+    cam = decode_camera_info(_info(d=[0.1, 0, 0, 0, 0]), rectified=True)
+    assert cam.D is None
+    np.testing.assert_array_equal(cam.K, [[380, 0, 318], [0, 380, 236], [0, 0, 1]])
+
+
+def test_roi_and_binning_are_applied_to_k_and_the_size():
+    roi = NS(x_offset=100, y_offset=40, width=400, height=300, do_rectify=False)
+    cam = decode_camera_info(_info(roi=roi, binning_x=2, binning_y=2))
+    assert (cam.width, cam.height) == (200, 150)
+    np.testing.assert_allclose(cam.K, [[200, 0, 110], [0, 200, 100], [0, 0, 1]])
+    # A point seen at full-resolution pixel (u, v) lands at ((u - x0) / bx, (v - y0) / by).
+    X = np.array([0.3, -0.1, 2.0])
+    full = decode_camera_info(_info()).K @ (X / X[2])
+    small = cam.K @ (X / X[2])
+    np.testing.assert_allclose(small[:2], [(full[0] - 100) / 2, (full[1] - 40) / 2])
+    cam = decode_camera_info(_info(binning_x=4, binning_y=1))
+    assert (cam.width, cam.height) == (160, 480) and cam.K[0, 0] == 100 and cam.K[1, 1] == 400
+
+
+@pytest.mark.parametrize(
+    "kw, reason",
+    [
+        ({"k": [400.0, 0, 320, 0, 400.0, 240, 0, 0, 2]}, "camera_matrix"),
+        ({"k": [400.0, 0, 320, 0, 400.0, 240, 0.1, 0, 1]}, "camera_matrix"),
+        ({"k": [400.0, 0, 700, 0, 400.0, 240, 0, 0, 1]}, "principal_point"),
+        ({"k": [400.0, 0, 320, 0, 400.0, -5, 0, 0, 1]}, "principal_point"),
+        ({"k": [400.0, 0, float("nan"), 0, 400.0, 240, 0, 0, 1]}, "non_finite"),
+        ({"d": [0.1, float("inf"), 0, 0, 0]}, "non_finite"),
+        ({"d": [0.1, 0, 0]}, "distortion"),
+        ({"distortion_model": "equidistant", "d": [0.1] * 8}, "distortion"),
+        ({"roi": NS(x_offset=600, y_offset=0, width=100, height=10, do_rectify=False)}, "roi"),
+        ({"roi": NS(x_offset=0, y_offset=0, width=0, height=10, do_rectify=False)}, "roi"),
+        ({"binning_x": 1000}, "binning"),
+        ({"width": 20000, "height": 20000}, "too_large"),
+        ({"height": -1}, "camera_info"),
+    ],
+)
+def test_camera_info_that_breaks_its_spec_is_refused_with_a_reason(kw, reason):
+    with pytest.raises(DecodeError) as e:
+        decode_camera_info(_info(**kw), max_pixels=8_294_400)
+    assert e.value.reason == reason, e.value
+
+
+def test_rectified_needs_a_valid_p():
+    with pytest.raises(DecodeError) as e:
+        decode_camera_info(_info(p=[0.0] * 12), rectified=True)
+    assert e.value.reason == "camera_matrix"
