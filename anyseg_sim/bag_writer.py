@@ -14,6 +14,10 @@ world is analytic, so any instant can be rendered), then logged a little later t
     /lidar/points         sensor_msgs/PointCloud2    10 Hz  lidar (x, y, z, intensity float32)
 
 ``calibration.yaml`` beside the bag holds the lidar->camera extrinsic as the node takes it.
+
+``robot=True`` records the same drive as real drivers would (see anyseg_sim/robot_writer.py):
+jpeg, compressedDepth, evt3 event packets, an Ouster-like organised cloud, a camera_info per
+camera with its own optical frame and /tf_static; no calibration file is needed to use it.
 """
 
 from __future__ import annotations
@@ -24,9 +28,19 @@ from pathlib import Path
 
 import numpy as np
 
-from anyseg_ros.core.topics import CAMERA_INFO_TOPIC, INPUT_TOPICS, LABELS_TOPIC, normalize
+from anyseg_ros.core.topics import (
+    CAMERA_INFO_TOPIC,
+    CAMERA_INFO_TOPICS,
+    EVENTS_TOPIC,
+    INPUT_TOPICS,
+    LABELS_TOPIC,
+    TF_STATIC_TOPIC,
+    normalize,
+    transport_topic,
+)
 from anyseg_tools.bag import BagWriter, camera_info_msg, cloud_msg, header_msg, image_msg
 
+from . import robot_writer as robot_io
 from .world import SyntheticWorld
 
 START_NS = 1_700_000_000 * 10**9  # a fixed epoch: same seed, same stamps
@@ -78,6 +92,7 @@ def write_bag(
     storage: str = "mcap",
     depth_encoding: str = "16UC1",
     on_message: Callable[[str], None] | None = None,
+    robot: bool = False,
 ) -> dict[str, int]:
     """Record ``frames`` camera frames (frames / 20 s of driving) into a new bag at ``path``.
     Returns the message count per topic. ``on_message(sensor)`` is called per rendered sample."""
@@ -104,6 +119,8 @@ def write_bag(
         ]
     events.sort()
 
+    if robot:
+        return _write_robot_bag(path, world, events, condition, failure, storage, on_message)
     with BagWriter(path, storage) as bag:
         for log_ns, _, sensor, t, t_prev in events:
             header = header_msg(to_ns(t), LIDAR_FRAME if sensor == "lidar" else CAMERA_FRAME)
@@ -129,6 +146,46 @@ def write_bag(
             else:
                 points, _ = world.lidar(t, condition, failure)
                 bag.write(SCHEDULES["lidar"].topic, log_ns, cloud_msg(header, points))
+            if on_message:
+                on_message(sensor)
+    return dict(bag.counts)
+
+
+def _write_robot_bag(path, world, events, condition, failure, storage, on_message) -> dict:
+    """The drive of :func:`write_bag` with real drivers' messages (see the module docstring)."""
+    ci = world.camera_info
+    frames = {"rgb": robot_io.RGB_FRAME, "depth": robot_io.DEPTH_FRAME}
+    recorder = robot_io.EventRecorder(ci.width, ci.height)
+    latency = SCHEDULES["event"].latency_s
+    with BagWriter(path, storage) as bag:
+        bag.write(TF_STATIC_TOPIC, START_NS, robot_io.tf_static_msg(START_NS, world.rig))
+        for log_ns, _, sensor, t, t_prev in events:
+            if sensor == "lidar":
+                header = header_msg(to_ns(t), robot_io.LIDAR_FRAME)
+                grid, _ = world.lidar_organized(t, condition, failure)
+                bag.write(INPUT_TOPICS["lidar"], log_ns, robot_io.ouster_cloud_msg(header, grid))
+            elif sensor == "event":
+                recorder.add(world.events(t_prev, t, condition, failure), t_prev, t)
+                for stamp, packet in recorder.packets(t, to_ns):
+                    bag.write(EVENTS_TOPIC, stamp + int(latency * 1e9), packet)
+                header = header_msg(to_ns(t), robot_io.EVENT_FRAME)
+                info = camera_info_msg(header, ci.width, ci.height, ci.K, ci.D, ci.P)
+                bag.write(CAMERA_INFO_TOPICS["event"], log_ns, info)
+            else:
+                header = header_msg(to_ns(t), frames[sensor])
+                if sensor == "rgb":
+                    rgb, labels = world.camera(t, condition, failure)
+                    topic = transport_topic("rgb", "compressed")
+                    bag.write(topic, log_ns, robot_io.compressed_msg(header, rgb))
+                    bag.write(LABELS_TOPIC, log_ns, image_msg(header, labels, "mono8"))
+                else:
+                    d = world.depth(t, condition)
+                    mm = np.round(d.astype(np.float64) * 1000.0)
+                    mm = np.where(mm <= 65535, mm, 0).astype(np.uint16)
+                    topic = transport_topic("depth", "compressedDepth")
+                    bag.write(topic, log_ns, robot_io.compressed_depth_msg(header, mm))
+                info = camera_info_msg(header, ci.width, ci.height, ci.K, ci.D, ci.P)
+                bag.write(CAMERA_INFO_TOPICS[sensor], log_ns, info)
             if on_message:
                 on_message(sensor)
     return dict(bag.counts)

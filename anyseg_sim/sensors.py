@@ -152,10 +152,12 @@ def lidar_returns(
     light: Lighting,
     failure: str | None,
     rng: np.random.Generator,
+    beams: list | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-beam true ranges (inf = no hit) -> ((N, 4) float32 x, y, z, intensity in the LiDAR
     frame, (N,) uint8 labels). Beams without a return are dropped (an unorganised cloud, as most
-    drivers publish it); spurious returns from rain drops are labelled 255 (ignore)."""
+    drivers publish it); spurious returns from rain drops are labelled 255 (ignore). ``beams``,
+    if given, receives the beam index of every returned point (for organised clouds)."""
     n = len(ranges)
     r_min, r_max = range_limits
     r = ranges + 0.01 * rng.standard_normal(n)  # ranging noise: about a centimetre
@@ -184,6 +186,8 @@ def lidar_returns(
     if failure == "lidarjitter":
         out[:, :3] += rng.normal(0.0, LIDAR_JITTER_M, (keep.size, 3))
     out[:, 3] = np.clip(intensity[keep], 0.0, 1.0)
+    if beams is not None:
+        beams.append(keep)
     return out, labels[keep].astype(np.uint8)
 
 

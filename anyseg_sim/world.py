@@ -175,10 +175,30 @@ class SyntheticWorld:
             lum0, lum1, self.event_threshold, light, t1 - t0, failure, self._rng("event", t1)
         )
 
-    def lidar(
+    def lidar_organized(
         self, t: float, condition: str = "sun", failure: str | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """((N, 4) float32 points x, y, z, intensity in the LiDAR frame, (N,) uint8 labels)."""
+        """The sweep of :meth:`lidar` as an organised cloud, one row per ring from the top beam
+        down (as Ouster's driver publishes it): ((rings, columns, 4) float32 with NaN where a
+        beam has no return, (rings, columns) uint8 labels, 255 there)."""
+        beams: list = []
+        points, labels = self.lidar(t, condition, failure, beams)
+        rings, cols = self.config.lidar_rings, self.config.lidar_columns
+        grid = np.full((rings * cols, 4), np.nan, np.float32)
+        lab = np.full(rings * cols, 255, np.uint8)
+        grid[beams[0]], lab[beams[0]] = points, labels
+        # Beams are ring-major from the lowest ring; rows go from the highest.
+        return grid.reshape(rings, cols, 4)[::-1].copy(), lab.reshape(rings, cols)[::-1].copy()
+
+    def lidar(
+        self,
+        t: float,
+        condition: str = "sun",
+        failure: str | None = None,
+        beams: list | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """((N, 4) float32 points x, y, z, intensity in the LiDAR frame, (N,) uint8 labels);
+        ``beams`` receives each point's beam index when given."""
         hits, prims = self._lidar_hits(t)
         cls = self._classes(hits, prims, t)
         # Sentinel rows for NOTHING (-2) and GROUND (-1); the ground's value depends on its class.
@@ -196,6 +216,7 @@ class SyntheticWorld:
             LIGHTING[condition],
             failure,
             self._rng("lidar", t),
+            beams,
         )
 
     # ------------------------------------------------------------------ internals

@@ -21,12 +21,13 @@ import yaml
 
 from anyseg_model import CheckpointError, Segmentor
 from anyseg_ros.core.settings import Settings, SettingsError
-from anyseg_ros.core.topics import LABELS_TOPIC
+from anyseg_ros.core.topics import LABELS_TOPIC, TF_STATIC_TOPIC, TF_TOPIC, normalize
 
 from .bag import BagError, find_calibration, parse_drop, read_bag
 from .params import parameter_values
 from .report import build_report, outage_timeline, write_report
 from .scoring import run_offline
+from .walk import bag_inputs
 
 
 @dataclass
@@ -68,8 +69,13 @@ def evaluate(
     calibration = calibration or find_calibration(bag_path)
     if calibration and "lidar_extrinsic" not in values:
         values.setdefault("calibration_file", str(calibration))
+    # Transports and event formats as the bag recorded them; tf from the bag (offline).
+    values = bag_inputs(bag.topics(), values)
+    has_tf = bool({normalize(TF_STATIC_TOPIC), normalize(TF_TOPIC)} & set(bag.topics()))
     settings = Settings.from_parameters(
-        values, read_yaml=lambda p: yaml.safe_load(Path(p).read_text())
+        values,
+        read_yaml=lambda p: yaml.safe_load(Path(p).read_text()),
+        tf_available=has_tf and mode == "offline",
     )
     if bag.error:
         on_line(f"warning: {bag.error}; evaluating the readable part")

@@ -189,3 +189,73 @@ def test_rejects_bad_options(tmp_path):
         write_bag(tmp_path / "x", new_world(), frames=2, storage="rosbag1")
     with pytest.raises(ValueError, match="depth_encoding"):
         write_bag(tmp_path / "y", new_world(), frames=2, depth_encoding="8UC1")
+
+
+# ---------------------------------------------------------------- a recording like a robot's
+
+ROBOT_TOPICS = {
+    "/rgb/image/compressed": "sensor_msgs/msg/CompressedImage",
+    "/depth/image/compressedDepth": "sensor_msgs/msg/CompressedImage",
+    "/event/events": "event_camera_msgs/msg/EventPacket",
+    "/lidar/points": "sensor_msgs/msg/PointCloud2",
+    "/rgb/camera_info": "sensor_msgs/msg/CameraInfo",
+    "/depth/camera_info": "sensor_msgs/msg/CameraInfo",
+    "/event/camera_info": "sensor_msgs/msg/CameraInfo",
+    "/tf_static": "tf2_msgs/msg/TFMessage",
+    "/ground_truth/labels": "sensor_msgs/msg/Image",
+}
+
+
+@pytest.fixture(scope="module")
+def robot_bag(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("bags") / "robot"
+    write_bag(path, new_world(), frames=FRAMES, condition="rain", robot=True)
+    return path
+
+
+def test_robot_recording_has_the_drivers_topics_and_decodes_to_the_world(robot_bag):
+    from anyseg_ros import transport
+    from anyseg_ros.core.decode import decode_camera_info
+    from anyseg_ros.core.events import EventStream
+    from anyseg_ros.core.pointclouds import decode_cloud
+    from anyseg_ros.core.tf import TfTree
+    from anyseg_sim.robot_writer import LIDAR_FRAME, RGB_FRAME
+    from anyseg_tools.bag import deserialize, read_bag
+
+    bag = read_bag(robot_bag)
+    assert bag.topics() == ROBOT_TOPICS
+    world = new_world()
+    by_topic: dict[str, list] = {}
+    for r in bag.records:
+        by_topic.setdefault(r.topic, []).append(deserialize(r))
+    # The extrinsic from /tf_static is the rig's, through REP 103 optical frames.
+    tree = TfTree()
+    tree.add_message(by_topic["/tf_static"][0], static=True)
+    np.testing.assert_allclose(
+        tree.lookup(RGB_FRAME, LIDAR_FRAME), world.rig.T_cam_lidar, atol=1e-9
+    )
+    cams = [decode_camera_info(m) for m in by_topic["/rgb/camera_info"][:1]]
+    assert cams[0].frame_id == RGB_FRAME and (cams[0].width, cams[0].height) == (W, H)
+    # Depth: lossless png of the millimetres.
+    d = by_topic["/depth/image/compressedDepth"][0]
+    t = (stamp(d) - START_NS) / 1e9
+    mm = np.round(world.depth(t, "rain").astype(np.float64) * 1000)
+    np.testing.assert_array_equal(
+        transport.decode_compressed_depth(d), np.where(mm <= 65535, mm, 0)
+    )
+    # The organised Ouster-like cloud holds the sweep's points, NaN where a beam had no return.
+    c = by_topic["/lidar/points"][0]
+    cloud = decode_cloud(c)
+    assert (c.height, c.width, c.point_step) == (32, 256, 48)
+    pts, _ = world.lidar((stamp(c) - START_NS) / 1e9, "rain")
+    assert len(cloud.points) == len(pts)
+    np.testing.assert_array_equal(np.sort(cloud.points[:, 0]), np.sort(pts[:, 0]))
+    # Event packets accumulate back to the world's event frames, whose windows they cover.
+    stream = EventStream(max_pixels=W * H)
+    for p in by_topic["/event/events"]:
+        stream.add_packet(p)
+    ts = stamps(world, "event", FRAMES / SCHEDULES["rgb"].rate_hz)
+    for a, b in zip(ts[1:-2], ts[2:-1], strict=True):
+        got = stream.frame(START_NS + round(b * 1e9), round((b - a) * 1e9))
+        want = world.events(a, b, "rain").astype(np.int16) - 128
+        assert np.abs(got - want).sum() <= 0.01 * np.abs(want).sum() + 2  # us rounding at ends

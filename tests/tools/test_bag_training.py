@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 
@@ -121,3 +122,25 @@ def test_training_scripts_take_bag_data(recording, unlabelled, tmp_path):
         str(tmp_path / "x"),
     )
     assert r.returncode != 0 and "does not exist" in r.stderr
+
+
+def test_bag_training_reads_a_robot_like_recording_without_calibration(tmp_path):
+    """--data bag: on jpeg / compressedDepth / evt3 / Ouster-cloud / tf_static input: every
+    modality comes out, LiDAR projected with the extrinsic from /tf_static."""
+    from anyseg_model.representations import LidarScan
+    from anyseg_sim import SyntheticWorld, WorldConfig, write_bag
+
+    write_bag(
+        tmp_path / "robot",
+        SyntheticWorld(WorldConfig(width=96, height=64, seed=5)),
+        frames=20,
+        robot=True,
+    )
+    data = BagDataset(tmp_path / "robot", "train", MODALITIES)
+    assert data.modalities == MODALITIES and data.labelled == len(data) > 0
+    full = [s for s in data.samples if all(s["available"])]
+    assert full, "no frame set with every sensor"
+    s = full[0]["arrays"]
+    assert s["rgb"].shape == (64, 96, 3) and s["depth"].dtype == np.uint16
+    assert s["event"].dtype == np.int16 and np.count_nonzero(s["event"])
+    assert isinstance(s["lidar"], LidarScan) and (s["lidar"].projection.depth > 0).sum() > 100

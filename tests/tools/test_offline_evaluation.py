@@ -197,3 +197,33 @@ def test_concat_bags_plays_parts_back_to_back(tiny_bag, tmp_path):
     # Header stamps moved with the log times: the second copy's first label is one span + gap later.
     labels = [deserialize(r) for r in two.records if r.topic == "/ground_truth/labels"]
     assert header_stamp_ns(labels[20]) - header_stamp_ns(labels[0]) == span + 100 * MS
+
+
+def test_a_robot_like_recording_scores_as_the_raw_one(tmp_path):
+    """jpeg + compressedDepth + evt3 packets + an organised Ouster cloud + /tf_static: evaluated
+    with no calibration file and no parameter, it scores the raw recording's mIoU within what
+    the compression costs (the shipped checkpoint, the same drive)."""
+    from pathlib import Path
+
+    from anyseg_sim import SyntheticWorld, WorldConfig, write_bag
+    from anyseg_sim.files import write_calibration
+    from anyseg_tools.evaluate import evaluate
+
+    def world():
+        return SyntheticWorld(WorldConfig(width=128, height=96, seed=5))
+
+    (tmp_path / "raw").mkdir()
+    write_bag(tmp_path / "raw" / "bag", world(), frames=20)
+    write_calibration(tmp_path / "raw" / "calibration.yaml", world())
+    write_bag(tmp_path / "robot", world(), frames=20, robot=True)
+    ckpt = Path(__file__).resolve().parents[2] / "checkpoints" / "anyseg_tiny_synthetic.pt"
+    reports = {}
+    for name, bag in (("raw", tmp_path / "raw" / "bag"), ("robot", tmp_path / "robot")):
+        ev = evaluate(bag, ckpt, tmp_path / f"out_{name}", device="cpu", on_line=lambda _: None)
+        reports[name] = ev.report
+    raw, robot = reports["raw"], reports["robot"]
+    assert robot["decode_errors"] == {} and robot["frames_scored"] == raw["frames_scored"] > 0
+    full = "rgb+depth+event+lidar"  # LiDAR (extrinsic from tf) and every other sensor used
+    assert robot["frames_per_subset"][full] == raw["frames_per_subset"][full] > 0
+    for subset in set(raw["subsets"]) & set(robot["subsets"]):
+        assert abs(robot["subsets"][subset]["miou"] - raw["subsets"][subset]["miou"]) < 2.0

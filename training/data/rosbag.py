@@ -8,8 +8,10 @@ every pixel is ignored (255), so L_sup is zero and a student learns from the tea
 (MAD / UMD / CMD): a robot's own unlabelled recordings can adapt a student.
 
 Split: the first 80% of each bag's frame sets train, the last 20% validate ('val' and 'test'),
-so the two never share a moment of the drive. LiDAR needs the extrinsic: calibration.yaml in or
-beside the bag (as the synthetic world writes it). A bag is held in memory while used.
+so the two never share a moment of the drive. Inputs are read as the bag recorded them (raw or
+compressed images, compressedDepth, event frames or event packets: anyseg_tools.walk.bag_inputs).
+LiDAR needs the extrinsic: calibration.yaml in or beside the bag (as the synthetic world writes
+it for raw recordings), else the bag's /tf_static. A bag is held in memory while used.
 """
 
 from __future__ import annotations
@@ -24,9 +26,15 @@ from anyseg_model.classes import DELIVER_CLASSES, DELIVER_PALETTE, IGNORE_INDEX
 from anyseg_model.preprocess import reference_size
 from anyseg_model.representations import DEFAULT_REPRESENTATIONS, Representation
 from anyseg_ros.core.settings import InputSettings, SyncSettings
-from anyseg_ros.core.topics import INPUT_TOPICS, LABELS_TOPIC, normalize
+from anyseg_ros.core.topics import (
+    INPUT_TOPICS,
+    LABELS_TOPIC,
+    TF_STATIC_TOPIC,
+    modality_of,
+    normalize,
+)
 from anyseg_tools.bag import find_calibration, nearest_stamp, read_bag
-from anyseg_tools.walk import BagWalk
+from anyseg_tools.walk import BagWalk, bag_inputs
 
 from .registry import register_dataset
 
@@ -70,20 +78,21 @@ class BagDataset:
             if bag.error:
                 print(f"bag data: {bag.error}; using the readable part")
             topics = bag.topics()
-            mods = [m for m in modalities if normalize(INPUT_TOPICS[m]) in topics]
+            present = {modality_of(t) for t in topics}
+            mods = [m for m in modalities if m in present]
             calibration = find_calibration(bag_path)
-            if "lidar" in mods and calibration is None:
+            if "lidar" in mods and calibration is None and normalize(TF_STATIC_TOPIC) not in topics:
                 raise ValueError(
                     f"{bag_path}: LiDAR needs calibration.yaml (lidar_extrinsic) "
-                    "in or beside the bag"
+                    "in or beside the bag, or /tf_static in it"
                 )
             if not mods:
                 continue
             # The node's own defaults (slop, wait, timeouts, anchor priority) for the bag's sensors.
-            values = {
-                "modalities": mods,
-                "calibration_file": str(calibration) if calibration else "",
-            }
+            values = bag_inputs(
+                topics,
+                {"modalities": mods, "calibration_file": str(calibration) if calibration else ""},
+            )
             sync = SyncSettings.from_parameters(values)
             inputs = InputSettings.from_parameters(values, read_yaml=_read_yaml)
             walk = BagWalk(bag, sync, inputs, labels_topic=labels_topic)
