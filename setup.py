@@ -2,7 +2,7 @@
 (anyseg_model), the offline tools (anyseg_tools: bags, replay, evaluation), the synthetic world
 (anyseg_sim) and the training recipe (training).
 
-Works with pip (`pip install -e .[ros,train,dev]`) and with `colcon build` on a ROS 2 install,
+Works with pip (`pip install -e .[ros,train,dev,codecs]`) and with `colcon build` on a ROS 2 install,
 where rclpy and the message packages come from the system rather than the `[ros]` extra.
 """
 
@@ -46,7 +46,10 @@ setup(
             "pillow>=9",
             "matplotlib>=3.6",
             "tensorboard>=2.12",
+            "opencv-python-headless>=4.8",  # bags with compressed images
         ],
+        # image_transport's compressed / compressedDepth payloads (JPEG, PNG): anyseg_ros.transport
+        "codecs": ["opencv-python-headless>=4.8"],
         "dev": ["pytest>=7.4", "pytest-timeout>=2.1", "ruff>=0.4", "colcon-common-extensions>=0.3"],
     },
     zip_safe=True,

@@ -369,7 +369,10 @@ class Pipeline:
 
     def _refuse(self, m: str, reason: str, text: str) -> None:
         if self.count(f"{m}/{reason}"):
-            self.note(f"refuse/{m}/{reason}", f"{m} left out of frames: {text}")
+            hint = (
+                f" (if {m} is registered already, set {m}.registered: true)" if m != "lidar" else ""
+            )
+            self.note(f"refuse/{m}/{reason}", f"{m} left out of frames: {text}{hint}")
         return None
 
     def _lidar(self, fs: FrameSet, images: dict[str, Any]) -> Any:
