@@ -2,11 +2,14 @@
 
     anyseg-synthesize --out data/synth --format deliver --frames 20 --seed 0
     anyseg-synthesize --out data/bags --format bag --frames 200 --conditions sun,rain
+    anyseg-synthesize --out data/robot --format bag --frames 200 --robot
 
 deliver: ``--scenes`` maps, each drive ``--frames`` long, rendered under every condition and
 every failure x condition; scene k goes to train/train/train/val/test by k mod 5.
 bag: one bag per condition (and per failure x condition) of ``--frames`` camera frames at 20 Hz,
-named ``<condition>[_<failure>]``, plus ``calibration.yaml`` in ``--out``. See
+named ``<condition>[_<failure>]``, plus ``calibration.yaml`` in ``--out``; ``--robot`` records as
+real drivers publish (jpeg, compressedDepth, evt3 event packets, an Ouster-like cloud, per-camera
+camera_info, /tf_static) and writes no calibration file: everything is in the bag. See
 anyseg_sim/README.md for what every sensor carries. ``python -m anyseg_sim`` is the same.
 """
 
@@ -63,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--depth-encoding", default="16UC1", choices=("16UC1", "32FC1"), help="bag depth format"
+    )
+    ap.add_argument(
+        "--robot",
+        action="store_true",
+        help="bag: record as a robot's drivers do (compressed images, event packets, tf)",
     )
     args = ap.parse_args(argv)
     try:
@@ -121,12 +129,14 @@ def main(argv: list[str] | None = None) -> int:
                 storage=args.storage,
                 depth_encoding=args.depth_encoding,
                 on_message=lambda s: bar.update(s == "rgb"),
+                robot=args.robot,
             )
         print(f"{path}: " + ", ".join(f"{t} {n}" for t, n in sorted(counts.items())))
-    write_calibration(
-        args.out / "calibration.yaml",
-        SyntheticWorld(WorldConfig(width=width, height=height, seed=world_seed)),
-    )
+    if not args.robot:
+        write_calibration(
+            args.out / "calibration.yaml",
+            SyntheticWorld(WorldConfig(width=width, height=height, seed=world_seed)),
+        )
     return 0
 
 

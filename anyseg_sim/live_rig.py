@@ -82,7 +82,7 @@ def bad_message(kind: str, header, width: int, height: int):
     """(topic, message) of a malformed (or edge-case) message of ``kind``."""
     good = build_image(np.zeros((height, width, 3), np.uint8), "rgb8")
     if kind == "rgb_encoding":
-        return TOPICS["rgb"], Image(header=header, **{**good, "encoding": "yuv422"})
+        return TOPICS["rgb"], Image(header=header, **{**good, "encoding": "bayer_rggb16"})
     if kind == "rgb_short":
         return TOPICS["rgb"], Image(header=header, **{**good, "data": good["data"][:-7]})
     if kind == "rgb_step":

@@ -43,6 +43,9 @@ def test_node_segments_through_sensor_dropouts_and_bad_messages(tmp_path, tiny_c
         "lidar_extrinsic": LIDAR_TO_CAMERA,
         "timeout_ms": RGB_TIMEOUT_S * 1000,
         "lidar.timeout_ms": LIDAR_TIMEOUT_S * 1000,
+        # The rig renders depth and events on the RGB grid under their own frame ids.
+        "depth.registered": True,
+        "event.registered": True,
     }
     params = write_params(tmp_path / "params.yaml", values)
     env = loopback_env()

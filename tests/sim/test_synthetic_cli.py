@@ -72,6 +72,14 @@ def test_bag_format_from_another_directory(tmp_path):
     assert len(cal["lidar_extrinsic"]) == 16
 
 
+def test_robot_bag_has_no_calibration_file_and_the_drivers_topics(tmp_path):
+    out = tmp_path / "robot"
+    r = run("--out", str(out), "--format", "bag", "--frames", "2", "--size", "48x32", "--robot")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["sun"]
+    assert "/rgb/image/compressed" in r.stdout and "/event/events" in r.stdout
+
+
 def test_bad_arguments_name_the_valid_values(tmp_path):
     r = run(
         "--out", str(tmp_path / "x"), "--format", "deliver", "--frames", "1", "--conditions", "snow"
