@@ -2,8 +2,9 @@
 (anyseg_model), the offline tools (anyseg_tools: bags, replay, evaluation), the synthetic world
 (anyseg_sim) and the training recipe (training).
 
-Works with pip (`pip install -e .[ros,train,dev,codecs]`) and with `colcon build` on a ROS 2 install,
-where rclpy and the message packages come from the system rather than the `[ros]` extra.
+Works with pip (`pip install -e .[ros,train,dev,codecs]`) and with `colcon build` on a ROS 2
+install, where rclpy and the message packages come from the system rather than the `[ros]`
+extra.
 """
 
 from glob import glob

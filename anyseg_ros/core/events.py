@@ -36,6 +36,7 @@ PACKET_ENCODINGS = ("evt3", "mono", "libcaer", "libcaer_cmp")
 OFFSET_ALPHA = 0.01  # event_camera_renderer's smoothing of the sensor -> ROS time offset
 ROLLOVER_MIN_DROP = 10  # a TIME_HIGH this far below the previous one is a 24-bit rollover
 _EVT3_UNSUPPORTED = (0x1, 0x9, 0xB, 0xC, 0xD)
+_EVT3_BAD = np.isin(np.arange(16), _EVT3_UNSUPPORTED)
 
 
 @dataclass
@@ -107,10 +108,9 @@ class Evt3Decoder:
     def decode(self, data: Any, width: int, height: int) -> Events:
         w = _words(data, 2, "evt3")
         code = w >> 12
-        counts = np.bincount(code, minlength=16)
-        bad = [c for c in _EVT3_UNSUPPORTED if counts[c]]
-        if bad:
-            raise DecodeError("evt3_code", f"unsupported EVT 3.0 word type {bad[0]:#x}")
+        if _EVT3_BAD[code].any():
+            bad = next(c for c in _EVT3_UNSUPPORTED if (code == c).any())
+            raise DecodeError("evt3_code", f"unsupported EVT 3.0 word type {bad:#x}")
         hi_idx = np.flatnonzero(code == 0x8)
         lo_idx = np.flatnonzero(code == 0x6)
         valid_from = 0
@@ -126,10 +126,10 @@ class Evt3Decoder:
             valid_from = int(lows[0])
             # Time words before the first valid time are state too; other words are dropped.
             hi_idx, lo_idx = hi_idx[hi_idx >= first_high], lo_idx[lo_idx >= valid_from]
-        payload = (w & 0xFFF).astype(np.int64)
+        payload = w & 0xFFF  # uint16; values are widened where they are gathered
 
         # Time high with rollovers, one value per TIME_HIGH word.
-        highs = payload[hi_idx]
+        highs = payload[hi_idx].astype(np.int64)
         prev = np.concatenate([[self.high], highs[:-1]])
         roll = self.rollovers + np.cumsum((highs < prev) & (prev - highs > ROLLOVER_MIN_DROP))
         full_high = (roll << 24) | (highs << 12)
@@ -146,8 +146,11 @@ class Evt3Decoder:
             return np.where(j >= 0, values[np.maximum(j, 0)], initial)
 
         # The time after every time word (TIME_HIGH or TIME_LOW), then one lookup per event.
-        is_time = np.zeros(n, bool)
-        is_time[hi_idx] = is_time[lo_idx] = True
+        if valid_from:
+            is_time = np.zeros(n, bool)
+            is_time[hi_idx] = is_time[lo_idx] = True
+        else:
+            is_time = (code == 0x8) | (code == 0x6)
         t_idx = np.flatnonzero(is_time)
         t_is_high = code[t_idx] == 0x8
         high_rank = np.cumsum(t_is_high) - 1
@@ -173,7 +176,7 @@ class Evt3Decoder:
         xs = payload[singles] & 0x7FF
         ps = (payload[singles] >> 11) & 1
         base_idx = np.zeros(0, np.int64)
-        if counts[0x4] or counts[0x5] or counts[0x3]:
+        if ((code >= 0x3) & (code <= 0x5)).any():
             base_idx = first(code == 0x3)
             vec = first((code == 0x4) | (code == 0x5))
             nbits = np.where(code[vec] == 0x4, 12, 8)
@@ -210,8 +213,11 @@ class Evt3Decoder:
                 self.base_x = int(base_vals[-1])
             if base_idx.size:
                 self.polarity = int((payload[base_idx[-1]] >> 11) & 1)
-        is_y = np.zeros(n, bool)
-        is_y[y_idx] = True
+        if valid_from:
+            is_y = np.zeros(n, bool)
+            is_y[y_idx] = True
+        else:
+            is_y = code == 0x0
         ys = at(is_y, y_val, self.y, pos)
         keep = (xs < width) & (ys < height)
         end = int(time_at(np.array([n - 1]))[0]) if n else None
