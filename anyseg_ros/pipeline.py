@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -49,6 +49,7 @@ from .registration import (
     register_depth,
     register_event,
     same_grid,
+    scaled,
 )
 
 MAX_LIDAR_POINTS = 4_000_000
@@ -345,7 +346,7 @@ class Pipeline:
         except TfError as e:
             return self._refuse(m, "no_transform", f"cannot register {m} onto RGB: {e}")
         h, w = data.shape[:2]
-        if same_grid(_scaled(own, w, h), _scaled(rgb, w, h), T):
+        if same_grid(scaled(own, w, h), scaled(rgb, w, h), T):
             return data
         if m == "depth":
             if own.D is not None and np.any(own.D):
@@ -401,7 +402,7 @@ class Pipeline:
                 self.extrinsic_source = f"tf {lidar_frame} -> {self._rgb_frame(fs)}"
                 self.note("extrinsic", f"lidar extrinsic from {self.extrinsic_source}")
         h, w = _reference_size(images, cam)
-        return lidar_scan(sample.data, _scaled(cam, w, h), T, (w, h))
+        return lidar_scan(sample.data, scaled(cam, w, h), T, (w, h))
 
     def outputs(
         self, fs: FrameSet, arrays: dict[str, Any], labels: np.ndarray, want_color: bool
@@ -433,16 +434,6 @@ def _reference_size(arrays: dict[str, Any], cam: CameraModel) -> tuple[int, int]
         if m in arrays:
             return arrays[m].shape[:2]
     return cam.height, cam.width
-
-
-def _scaled(cam: CameraModel, width: int, height: int) -> CameraModel:
-    """The camera model for an image of another resolution (same field of view)."""
-    if (width, height) == (cam.width, cam.height):
-        return cam
-    K = cam.K.copy()
-    K[0] *= width / cam.width
-    K[1] *= height / cam.height
-    return replace(cam, K=K, width=width, height=height)
 
 
 __all__ = [

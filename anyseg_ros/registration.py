@@ -66,7 +66,7 @@ def register_depth(
     grid, 0 where no depth pixel lands."""
     z = depth_metres(depth)
     h, w = z.shape
-    cam = _resized(depth_cam, w, h)
+    cam = scaled(depth_cam, w, h)
     v, u = np.nonzero(z > 0)
     zz = z[v, u].astype(np.float64)
     K = cam.K
@@ -85,7 +85,7 @@ def register_event(
     if np.linalg.norm(T_rgb_event[:3, 3]) > SAME_CENTRE_M:
         return None
     h, w = event.shape[:2]
-    src = _resized(event_cam, w, h)
+    src = scaled(event_cam, w, h)
     H = rgb_cam.K @ T_rgb_event[:3, :3] @ np.linalg.inv(src.K)
     Hinv = np.linalg.inv(H)
     vv, uu = np.mgrid[0 : rgb_cam.height, 0 : rgb_cam.width]
@@ -99,7 +99,8 @@ def register_event(
     return out
 
 
-def _resized(cam: CameraModel, width: int, height: int) -> CameraModel:
+def scaled(cam: CameraModel, width: int, height: int) -> CameraModel:
+    """The camera model for an image of another resolution (same field of view)."""
     if (width, height) == (cam.width, cam.height):
         return cam
     K = cam.K.copy()

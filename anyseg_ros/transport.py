@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .core.decode import DecodeError, _byte_view
+from .core.images import mono16_to_mono8
 from .core.rvl import decode_rvl, encode_rvl
 
 INSTALL_HINT = "pip install 'opencv-python-headless>=4.8' (the [codecs] extra of anyseg_ros)"
@@ -127,7 +128,7 @@ def decode_compressed(
     _checked_size(data, max_pixels, "compressed")
     img = _imdecode(data, "compressed")
     if img.dtype == np.uint16:  # 16-bit PNG of mono16 / rgb16: to 8 bits as raw mono16 is
-        img = ((img.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        img = mono16_to_mono8(img)
     if img.dtype != np.uint8:
         raise DecodeError("payload", f"compressed payload of {img.dtype} pixels")
     if img.ndim == 3 and img.shape[2] == 4:
