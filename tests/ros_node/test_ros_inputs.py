@@ -243,3 +243,101 @@ def test_compressed_transports_through_decode():
     raw = NS(header=header(T0, "c"), **build_image(img, "rgb8"))
     with pytest.raises(AttributeError):  # a raw Image on the compressed topic has no format
         pipe.decode("rgb", raw)
+
+
+def test_camera_models_reach_the_lidar_projection_as_contract_c1_says():
+    """plumb_bob always; equidistant / 8-coefficient rational once LidarScan takes the model,
+    refused with a counted reason before that (never projected with the wrong model)."""
+    from anyseg_model.representations import LidarScan
+
+    pipe = Pipeline(inputs(lidar_extrinsic=list(np.eye(4).ravel())), [])
+    fisheye = info("cam")
+    fisheye.distortion_model, fisheye.d = "equidistant", [0.1, 0.01, 0.0, 0.0]
+    pipe.set_camera_info(fisheye)
+    cloud = NS(
+        header=header(T0, "lidar"),
+        height=1,
+        width=1,
+        is_bigendian=False,
+        point_step=12,
+        row_step=12,
+        data=np.array([0.1, 0.0, 5.0], "<f4").tobytes(),
+        is_dense=True,
+        fields=[NS(name=n, offset=4 * i, datatype=7, count=1) for i, n in enumerate("xyz")],
+    )
+    stamp, sample = pipe.decode("lidar", cloud)
+    out = pipe.arrays(FrameSet(stamp, "lidar", {"lidar": (stamp, sample)}))
+    if "distortion_model" in LidarScan.__dataclass_fields__:
+        assert out["lidar"].distortion_model == "equidistant"
+        np.testing.assert_array_equal(out["lidar"].distortion, [0.1, 0.01, 0.0, 0.0])
+    else:
+        assert "lidar" not in out and pipe.error_counts() == {"lidar/distortion_model": 1}
+    pipe.set_camera_info(info("cam"))  # plumb_bob, no distortion
+    assert "lidar" in pipe.arrays(FrameSet(stamp, "lidar", {"lidar": (stamp, sample)}))
+
+
+def test_live_subscriptions_with_a_stand_in_node(monkeypatch):
+    """What the node subscribes to, with which QoS; packages without wheels: tf is skipped
+    (LiDAR then needs a parameter), an event packet format without its package is one line."""
+    from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
+
+    from anyseg_ros import subscriptions
+    from anyseg_ros.pipeline import StartupError
+
+    made = []
+
+    class StandIn:
+        def create_subscription(self, cls, topic, callback, qos):
+            made.append((cls.__name__, topic, qos))
+            return NS(topic_name="/" + topic.lstrip("/"))
+
+    s = inputs(**{"rgb.transport": "compressed"})
+    pipe = Pipeline(s, [])
+    seen = []
+    topics = subscriptions.subscribe(
+        StandIn(),
+        pipe,
+        ("rgb", "depth", "lidar"),
+        lambda m, msg: seen.append(m),
+        lambda m, msg: None,
+    )
+    assert topics == {
+        "rgb": "/rgb/image/compressed",
+        "depth": "/depth/image",
+        "lidar": "/lidar/points",
+    }
+    names = {(c, t) for c, t, _ in made}
+    assert ("CompressedImage", "rgb/image/compressed") in names and (
+        "CameraInfo",
+        "depth/camera_info",
+    ) in names
+    assert not any(t.startswith("/tf") for _, t, _ in made)  # no tf2_msgs here: skipped
+
+    class TFMessage:  # a stand-in with tf2_msgs' interface
+        pass
+
+    real = subscriptions.message_type
+    monkeypatch.setattr(
+        subscriptions,
+        "message_type",
+        lambda t: TFMessage if t == "tf2_msgs/msg/TFMessage" else real(t),
+    )
+    made.clear()
+    subscriptions.subscribe(
+        StandIn(), pipe, ("rgb", "lidar"), lambda m, msg: None, lambda m, msg: None
+    )
+    qos = {t: q for _, t, q in made}
+    assert qos["/tf_static"].durability == DurabilityPolicy.TRANSIENT_LOCAL
+    assert qos["/tf"].reliability == ReliabilityPolicy.RELIABLE
+    assert subscriptions.tf_available()
+    monkeypatch.undo()
+    with pytest.raises(
+        StartupError, match="event_camera_msgs/msg/EventPacket, which is not installed"
+    ):
+        subscriptions.subscribe(
+            StandIn(),
+            Pipeline(inputs(**{"event.format": "event_packet"}), []),
+            ("event",),
+            lambda m, msg: None,
+            lambda m, msg: None,
+        )
