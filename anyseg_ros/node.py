@@ -36,7 +36,13 @@ from .core.settings import PARAMETERS, Settings, SettingsError
 from .core.sync import FrameSet
 from .core.topics import CAMERA_INFO_TOPICS, DIAGNOSTICS_TOPIC, OUTPUT_TOPICS
 from .diagnostics import FrameStats, statuses
-from .pipeline import Pipeline, StartupError, check_segmentor, synchronizer
+from .pipeline import (
+    Pipeline,
+    StartupError,
+    check_segmentor,
+    lidar_max_intensity,
+    synchronizer,
+)
 from .subscriptions import subscribe, tf_available
 
 POLL_PERIOD_S = 0.01  # how often waits are checked for expiry and sensors for staleness
@@ -73,11 +79,10 @@ class SegmentationNode(Node):
             self.segmentor = Segmentor.from_checkpoint(s.checkpoint, device=s.device)
         except (CheckpointError, ValueError, OSError) as e:
             raise StartupError(str(e)) from None
-        lidar_rep = self.segmentor.representations.get("lidar")
         self.pipeline = Pipeline(
             s.inputs,
             check_segmentor(s, self.segmentor),
-            model_max_intensity=lidar_rep.params.get("max_intensity", 1.0) if lidar_rep else 1.0,
+            model_max_intensity=lidar_max_intensity(self.segmentor),
         )
         self.segmentor.warmup()
         self.sync = synchronizer(s.sync)

@@ -144,6 +144,12 @@ def check_segmentor(settings: Settings, segmentor: Any) -> list[tuple[int, int, 
     return palette
 
 
+def lidar_max_intensity(segmentor: Any) -> float:
+    """The checkpoint's LiDAR intensity scale, which ``lidar.max_intensity`` rescales onto."""
+    rep = segmentor.representations.get("lidar")
+    return float(rep.params.get("max_intensity", 1.0)) if rep is not None else 1.0
+
+
 @dataclass(frozen=True)
 class Sample:
     """What the synchroniser carries per message: its header and decoded data."""

@@ -22,6 +22,7 @@ import yaml
 from anyseg_model import CheckpointError, Segmentor
 from anyseg_ros.core.settings import Settings, SettingsError
 from anyseg_ros.core.topics import LABELS_TOPIC, TF_STATIC_TOPIC, TF_TOPIC, normalize
+from anyseg_ros.pipeline import lidar_max_intensity
 
 from .bag import BagError, find_calibration, parse_drop, read_bag
 from .params import parameter_values
@@ -94,10 +95,18 @@ def evaluate(
             labels_topic,
             tolerance_ns,
             keep_clouds=export_ply,
+            model_max_intensity=lidar_max_intensity(segmentor),
         )
         frames, scorer, dropped = run.frames, run.scorer, 0
         outages = outage_timeline(run.health_events, run.duration_s)
-        extra = {"decode_errors": run.decode_errors, "sync_drops": run.sync_drops}
+        extra = {
+            "decode_errors": run.decode_errors,
+            "sync_drops": run.sync_drops,
+            "inputs": run.inputs,
+            "input_notes": run.input_notes,
+        }
+        for note in run.input_notes:
+            on_line(f"inputs: {note}")
     elif mode == "live":
         from .live import NodeFailed, run_live
 

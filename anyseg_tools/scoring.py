@@ -98,6 +98,8 @@ class OfflineRun:
     sync_drops: dict[str, int] = field(default_factory=dict)
     health_events: list[tuple[float, str, str]] = field(default_factory=list)  # (t_s, mod, state)
     duration_s: float = 0.0
+    inputs: dict[str, str] = field(default_factory=dict)  # transports, extrinsic source, ...
+    input_notes: list[str] = field(default_factory=list)  # refusals / assumptions, once each
 
 
 def run_offline(
@@ -111,11 +113,20 @@ def run_offline(
     tolerance_ns: int = 30_000_000,
     keep_images: int = 4,
     keep_clouds: int = 0,
+    model_max_intensity: float = 1.0,
 ) -> OfflineRun:
     """Play ``bag`` through the node's decode + sync with the node's settings, ``predict``
     (``Segmentor.predict``) each frame set and score it; no DDS, the bag's log time is the clock."""
     scorer = Scorer(classes, tolerance_ns)
-    walk = BagWalk(bag, sync, inputs, drops, labels_topic, on_ground_truth=scorer.add_ground_truth)
+    walk = BagWalk(
+        bag,
+        sync,
+        inputs,
+        drops,
+        labels_topic,
+        on_ground_truth=scorer.add_ground_truth,
+        model_max_intensity=model_max_intensity,
+    )
     frames = []
     for fs, arrays in walk:
         t = time.perf_counter()
@@ -136,4 +147,13 @@ def run_offline(
     scorer.finish()
     sync_drops = {k: v for k, v in walk.sync.drops.items() if v}
     errors = walk.pipeline.error_counts()
-    return OfflineRun(frames, scorer, errors, sync_drops, walk.health_events, walk.duration_s)
+    return OfflineRun(
+        frames,
+        scorer,
+        errors,
+        sync_drops,
+        walk.health_events,
+        walk.duration_s,
+        dict(walk.pipeline.input_status()),
+        walk.pipeline.take_notes(),
+    )
