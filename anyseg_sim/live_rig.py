@@ -13,13 +13,16 @@ event on stdout; reads commands on stdin:
 The sensor data are frames of the synthetic world (seed 0), rendered once at start-up and
 cycled: rgb8, depth as 16UC1 millimetres, the event frame as mono8 and the LiDAR cloud (x, y, z,
 intensity) with the world's camera_info; the node's lidar_extrinsic must be the world rig's
-(:func:`anyseg_sim.rig.lidar_extrinsic`). ``--listen`` makes it a pure subscriber that reports
+(:func:`anyseg_sim.rig.lidar_extrinsic`). ``--compressed`` publishes RGB as jpeg on
+rgb/image/compressed and depth as png on depth/image/compressedDepth instead (image_transport's
+topics and formats). ``--listen`` makes it a pure subscriber that reports
 what arrives on rgb/image (the transport test). It needs rclpy (the rest of anyseg_sim does not).
 """
 
 from __future__ import annotations
 
 import argparse
+import array
 import json
 import queue
 import sys
@@ -32,11 +35,16 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import String
 
 from anyseg_ros.core.decode import build_image, build_pointcloud, stamp_parts
-from anyseg_ros.core.topics import CAMERA_INFO_TOPIC, DIAGNOSTICS_TOPIC, OUTPUT_TOPICS
+from anyseg_ros.core.topics import (
+    CAMERA_INFO_TOPIC,
+    DIAGNOSTICS_TOPIC,
+    OUTPUT_TOPICS,
+    transport_topic,
+)
 from anyseg_ros.core.topics import INPUT_TOPICS as TOPICS
 
 from .config import WorldConfig
@@ -107,6 +115,21 @@ def bad_message(kind: str, header, width: int, height: int):
     raise ValueError(f"unknown bad message kind {kind!r}")
 
 
+def _compressed_kwargs(frame: dict[str, np.ndarray]) -> dict[str, dict]:
+    """CompressedImage kwargs (all but the header) of the RGB (jpeg) and depth (png) images."""
+    from anyseg_ros.transport import encode_compressed, encode_compressed_depth
+
+    out = {}
+    for m, (fmt, data) in (
+        ("rgb", encode_compressed(frame["rgb"], "jpeg")),
+        ("depth", encode_compressed_depth(frame["depth"], "png", depth_max=65.535)),
+    ):
+        buf = array.array("B")
+        buf.frombytes(data)
+        out[m] = {"format": fmt, "data": buf}
+    return out
+
+
 class Rig(Node):
     def __init__(self, args: argparse.Namespace) -> None:
         super().__init__("anyseg_test_rig")
@@ -116,12 +139,12 @@ class Rig(Node):
         self.frames = [_message_kwargs(f) for f in frames]  # built once: the rig should be cheap
         self.rates = {m: int(r) for m, r in (kv.split("=") for kv in args.rates.split(","))}
         self.enabled = dict.fromkeys(self.rates, True)
-        self.pubs = {
-            m: self.create_publisher(
-                PointCloud2 if m == "lidar" else Image, TOPICS[m], qos_profile_sensor_data
-            )
-            for m in self.rates
-        }
+        self.compressed = {"rgb", "depth"} if args.compressed else set()
+        if self.compressed:
+            self.frames = [
+                {**k, **_compressed_kwargs(f)} for k, f in zip(self.frames, frames, strict=True)
+            ]
+        self.pubs = {m: self._publisher(m) for m in self.rates}
         self.pub_info = self.create_publisher(
             CameraInfo, CAMERA_INFO_TOPIC, qos_profile_sensor_data
         )
@@ -146,6 +169,14 @@ class Rig(Node):
         threading.Thread(target=self._read_stdin, daemon=True).start()
         emit(ev="ready")
 
+    def _publisher(self, m: str):
+        if m in self.compressed:
+            tr = "compressed" if m == "rgb" else "compressedDepth"
+            topic = transport_topic(m, tr)
+            return self.create_publisher(CompressedImage, topic, qos_profile_sensor_data)
+        kind = PointCloud2 if m == "lidar" else Image
+        return self.create_publisher(kind, TOPICS[m], qos_profile_sensor_data)
+
     def _read_stdin(self) -> None:
         for line in sys.stdin:
             self.commands.put(line.strip())
@@ -169,13 +200,15 @@ class Rig(Node):
                 continue
             stamp = tick_ns + int(self.rng.uniform(-1e6, 1e6))
             header = self._header(stamp, m)
-            if m == "lidar":
+            if m in self.compressed:
+                self.pubs[m].publish(CompressedImage(header=header, **frame[m]))
+            elif m == "lidar":
                 self.pubs[m].publish(PointCloud2(header=header, **frame[m]))
             else:
                 self.pubs[m].publish(Image(header=header, **frame[m]))
-                if m == "rgb":
-                    self.camera_info.header = header
-                    self.pub_info.publish(self.camera_info)
+            if m == "rgb":
+                self.camera_info.header = header
+                self.pub_info.publish(self.camera_info)
             emit(ev="pub", m=m, stamp=stamp)
         self.tick += 1
 
@@ -253,6 +286,7 @@ def main() -> None:
     p.add_argument("--width", type=int, default=160)
     p.add_argument("--height", type=int, default=120)
     p.add_argument("--listen", action="store_true")
+    p.add_argument("--compressed", action="store_true", help="rgb jpeg, depth compressedDepth")
     args = p.parse_args()
     rclpy.init()
     node = Listener() if args.listen else Rig(args)
