@@ -14,11 +14,14 @@ A backend takes the encoded batch ``{modality: (1, 3, H, W)}`` (made by
 
 Threads: :func:`default_threads` (half the cores this process may use, at least one) is the
 node's default for torch's intra-op pool and onnxruntime's; on a shared CPU more threads cost
-more than they give (BENCHMARKS.md).
+more than they give (BENCHMARKS.md). :func:`keep_freed_memory` stops the C allocator from
+giving every frame fresh pages.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import os
 import tempfile
@@ -47,6 +50,22 @@ def set_threads(threads: int) -> int:
     n = threads or default_threads()
     torch.set_num_threads(n)
     return n
+
+
+def keep_freed_memory() -> bool:
+    """For a process that handles frame after frame (glibc only; False elsewhere): buffers up
+    to 32 MB come from the heap, and freed heap memory is not given back to the system. By
+    default glibc maps each large buffer afresh and returns it when freed, so every frame
+    touches new pages: about a thousand page faults and several ms per frame set at 640x480
+    (more in a virtual machine). The resident size stays at its peak, which the next frame
+    reaches again anyway."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 1 << 30))
 
 
 class TorchBackend:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .backends import BACKENDS, OnnxBackend, TorchBackend, set_threads
+from .backends import BACKENDS, OnnxBackend, TorchBackend, keep_freed_memory, set_threads
 from .checkpoint import CheckpointError, load_checkpoint
 from .modalities import canonical
 from .preprocess import reference_size, to_batch
@@ -43,8 +43,10 @@ class Segmentor:
 
     ``backend``: ``torch`` or ``onnxruntime`` (:mod:`anyseg_model.backends`; ``onnx_dir`` is
     an ``anyseg-export`` directory of this checkpoint, None to export on demand).
-    ``threads``: torch's (and onnxruntime's) CPU threads, 0 for the default; None leaves the
-    process's torch setting alone. Preprocessing runs in torch on ``device`` in every case.
+    ``threads``: torch's (and onnxruntime's) CPU threads, 0 for the default, and the C
+    allocator set to reuse freed buffers (:func:`~anyseg_model.backends.keep_freed_memory`):
+    what a process that streams frames wants. None leaves the process's settings alone.
+    Preprocessing runs in torch on ``device`` in every case.
     """
 
     def __init__(
@@ -59,7 +61,10 @@ class Segmentor:
         if backend not in BACKENDS:
             raise ValueError(f"backend {backend!r} unknown; valid: {list(BACKENDS)}")
         self.device = resolve_device(device)
-        self.threads = set_threads(threads) if threads is not None else torch.get_num_threads()
+        if threads is not None:
+            set_threads(threads)
+            keep_freed_memory()
+        self.threads = torch.get_num_threads()
         self.classes = checkpoint.classes
         self.palette = checkpoint.palette
         self.representations = checkpoint.representations

@@ -15,11 +15,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .encoding import encode_tensor
 from .modalities import canonical
 from .representations import LidarScan, Representation
+from .tensors import resize
+
+__all__ = ["encode", "encode_tensors", "is_dense", "reference_size", "resize", "to_batch"]
 
 
 def is_dense(modality: str, representation: Representation | str | None = None) -> bool:
@@ -45,19 +47,6 @@ def reference_size(arrays: Mapping[str, Any]) -> tuple[int, int]:
         if isinstance(a, np.ndarray) and a.ndim >= 2:
             return int(a.shape[0]), int(a.shape[1])
     raise ValueError("no image-like input to take a size from")
-
-
-def resize(x: torch.Tensor, size: tuple[int, int], dense: bool) -> torch.Tensor:
-    """Resize a (C, H, W) or (B, C, H, W) float tensor: bilinear for dense inputs, nearest for
-    sparse ones (:func:`is_dense`). The one resampling rule of training and the node."""
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    batch = x if x.ndim == 4 else x[None]
-    if dense:
-        batch = F.interpolate(batch, size=size, mode="bilinear", align_corners=False)
-    else:
-        batch = F.interpolate(batch, size=size, mode="nearest")
-    return batch if x.ndim == 4 else batch[0]
 
 
 def _checked(arrays: Mapping[str, Any], representations: Mapping[str, Representation]) -> None:
