@@ -211,7 +211,7 @@ def frame_report(args: argparse.Namespace) -> None:
     here = HERE.parent
     if not args.baseline:
         new = _run_frame(args, here)
-        print(what)
+        print(what.replace(f"{args.rounds} x ", ""))
         print(", ".join(f"{k} {statistics.median(new[k]):.2f}" for k in PARTS))
         return
     new: dict[str, list[float]] = {k: [] for k in PARTS}
@@ -307,6 +307,7 @@ def run_node(args: argparse.Namespace, size: str, model: str, points: int) -> di
         time.sleep(args.seconds)
         t1 = time.monotonic()
         peak_mb = _vm_hwm_mb(node.pid)
+        gpu_mb = _gpu_mb(node.pid) if args.device.startswith("cuda") else None
     labels = w.window("labels", t0, t1)
     infos = w.window("info", t0, t1)
     lat = sorted(e["latency_ms"] for e in labels)
@@ -317,6 +318,7 @@ def run_node(args: argparse.Namespace, size: str, model: str, points: int) -> di
         "latency_p95_ms": lat[int(0.95 * (len(lat) - 1))],
         "processing_p50_ms": statistics.median(i["processing_ms"] for i in infos),
         "node_peak_rss_mb": peak_mb,
+        **({"node_gpu_mb": gpu_mb} if gpu_mb is not None else {}),
     }
 
 
@@ -325,6 +327,20 @@ def _vm_hwm_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _gpu_mb(pid: int) -> float:
+    """GPU memory nvidia-smi reports for a process (its CUDA context included), MB."""
+    out = subprocess.run(
+        ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    for line in out.splitlines():
+        p, _, mb = line.partition(",")
+        if p.strip() == str(pid):
+            return float(mb)
     return float("nan")
 
 
@@ -383,8 +399,9 @@ def main() -> None:
     if "e2e" in parts:
         r = run_node(args, args.e2e_size, args.e2e_model, args.points)
         print(
-            f"end to end {args.e2e_model} ({args.backend}, {args.device}, {args.threads} "
-            f"thread(s), input {args.input_size}{', one core busy' if args.busy else ''}), "
+            f"end to end {args.e2e_model} ({args.backend}, {args.device}, threads "
+            f"{args.threads or 'default'}, input {args.input_size}"
+            f"{', one core busy' if args.busy else ''}), "
             f"feeder {args.e2e_size} + {args.points:,} points at {args.rate} Hz: "
             + ", ".join(f"{k} {v:.1f}" for k, v in r.items())
         )

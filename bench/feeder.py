@@ -8,7 +8,8 @@ the contents random but built once (publishing costs a copy, not a render: unlik
 synthetic rig it keeps up at 1024x1024 and 30 Hz). The cloud lies in front of the camera,
 inside its field of view, for the node's extrinsic :data:`LIDAR_TO_CAMERA`. Prints one JSON
 line per event, as anyseg_sim.live_rig does (``anyseg_tools.harness.Watcher`` reads them):
-``pub`` (stamp), ``labels`` (stamp, latency_ms from the stamp to arrival) and ``info``.
+``pub`` (stamp), ``labels`` (stamp, latency_ms from the stamp to arrival) and ``info``;
+with ``--record DIR`` the first labels images are saved as ``DIR/<stamp>.npy`` (``recorded``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -76,6 +78,8 @@ def main() -> None:
     p.add_argument("--height", type=int, default=480)
     p.add_argument("--points", type=int, default=100_000)
     p.add_argument("--rate", type=float, default=15.0)
+    p.add_argument("--record", default="", help="save the first labels images here (.npy)")
+    p.add_argument("--record-max", type=int, default=5)
     args = p.parse_args()
 
     import rclpy
@@ -111,9 +115,16 @@ def main() -> None:
         k=camera_matrix(args.width, args.height),
     )
 
+    recorded: list[int] = []
+
     def on_labels(msg: Image) -> None:
         stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
         emit(ev="labels", stamp=stamp, latency_ms=(time.time_ns() - stamp) / 1e6)
+        if args.record and len(recorded) < args.record_max:
+            labels = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)
+            np.save(Path(args.record) / f"{stamp}.npy", labels[:, : msg.width])
+            recorded.append(stamp)
+            emit(ev="recorded", stamp=stamp)
 
     def tick() -> None:
         stamp = time.time_ns()

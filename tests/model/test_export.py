@@ -28,7 +28,8 @@ def checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def exported(checkpoint, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("onnx")
-    assert main([str(checkpoint), "--out", str(out)]) == 0
+    # The tests check parity themselves; the exporter's own check runs in the tests below.
+    assert main([str(checkpoint), "--out", str(out), "--no-check"]) == 0
     return out
 
 
