@@ -84,14 +84,14 @@ class TorchBackend:
             return self.model.forward_head(self.model.forward_features(batch).fused).float()
 
 
-def providers_for(device: torch.device, available: list[str]) -> list[Any]:
-    """onnxruntime providers for ``device``, best first, among those installed."""
+def providers_for(device: torch.device, available: list[str], cache: Path) -> list[Any]:
+    """onnxruntime providers for ``device``, best first, among those installed; TensorRT
+    builds fp16 engines once and keeps them in ``cache``."""
     if device.type != "cuda":
         return ["CPUExecutionProvider"]
     index = device.index or 0
     chosen: list[Any] = []
     if "TensorrtExecutionProvider" in available:
-        cache = Path(tempfile.gettempdir()) / "anyseg_trt_cache"
         options = {
             "device_id": index,
             "trt_fp16_enable": True,
@@ -138,7 +138,6 @@ class OnnxBackend:
         self._ort = _import_onnxruntime()
         self.device = device
         self.threads = threads or default_threads()
-        self.providers = providers_for(device, self._ort.get_available_providers())
         self._sessions: dict[str, Any] = {}  # subset name -> session
         self._files: dict[str, Any] = {}  # graph file -> session (shared by its subsets)
         self._export = None
@@ -175,6 +174,9 @@ class OnnxBackend:
                         "(SHA-256 differs); export this checkpoint with anyseg-export"
                     )
         self.input_size = tuple(self.manifest["input_size"])
+        # TensorRT engines next to the graphs they were built from: built once, on first use
+        cache = self.directory / "trt_cache"
+        self.providers = providers_for(device, self._ort.get_available_providers(), cache)
 
     def _graph(self, name: str, modalities: tuple[str, ...]) -> Path:
         if self._export is not None:

@@ -25,7 +25,7 @@ import torch
 
 from .lidar_encoding import encode_lidar
 from .representations import IMAGENET_MEAN, IMAGENET_STD, Representation, _check_image
-from .tensors import pick, resize, upload
+from .tensors import bilinear_uint8, pick, resize, upload
 
 EVENT_DTYPES = (np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64)
 
@@ -91,9 +91,12 @@ def encode_rgb(
     """uint8 colour (rgb/bgr) or mono -> ImageNet-normalised (3, H, W); resampled bilinearly
     to ``size`` before the (affine) normalisation."""
     _check_image(a, "rgb", (np.uint8,), (1, 3))
-    x = _planar(upload(a, device), flip=order == "bgr")
-    if size is not None:
-        x = resize(x, size, dense=True)
+    t = upload(a, device)
+    if size is None or tuple(size) == a.shape[:2]:
+        x = _planar(t, flip=order == "bgr")
+    else:  # resampled first (four uint8 taps per output), then normalised: the same values
+        x = bilinear_uint8(t if t.ndim == 3 else t[..., None], size).expand(3, *size)
+        x = (x.flip(0) if order == "bgr" else x).contiguous()
     x.div_(255.0)  # the reference's operations, in place, one plane at a time
     for c in range(3):
         x[c].sub_(float(np.float32(mean[c]))).div_(float(np.float32(std[c])))

@@ -61,8 +61,7 @@ def encode(
     arrays: Mapping[str, Any], representations: Mapping[str, Representation]
 ) -> dict[str, np.ndarray]:
     """Apply each modality's representation: raw -> float32 (3, H, W) (torch on the CPU)."""
-    _checked(arrays, representations)
-    return {m: encode_tensor(representations[m], arrays[m]).numpy() for m in canonical(arrays)}
+    return {m: x.numpy() for m, x in encode_tensors(arrays, representations).items()}
 
 
 def encode_tensors(

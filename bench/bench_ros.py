@@ -10,7 +10,8 @@
    mono8 + PointCloud2 of --points points) + sync (push, frame set -> arrays) + preprocess
    (the model's input on --device at --input-size: encoding, LiDAR z-buffer, resizing) +
    outputs (labels message, colour only with --color, labelled points, info) + publish (rclpy
-   messages, no subscriber). Median ms per part. ``--baseline REF`` checks REF out into a
+   messages, no subscriber). Median ms per part, wall clock and process CPU time (the CPU
+   time is what the node costs whatever else runs). ``--baseline REF`` checks REF out into a
    temporary git worktree and runs the same measurement on its code in alternating rounds
    (one run, same machine state), then prints both and their ratio part by part.
 2. sync: ModalitySynchronizer throughput (messages/s) on four streams, payloads ignored.
@@ -115,38 +116,40 @@ def bench_frame(args: argparse.Namespace) -> dict[str, list[float]]:
         sync_settings.wait_ns,
     )
     parts: dict[str, list[float]] = {k: [] for k in PARTS}
+    parts.update({f"cpu {k}": [] for k in PARTS})  # process CPU time: what the load cannot add
+    clock = time.process_time
     for i in range(args.repeats + 3):
         stamp = (i + 1) * 100_000_000
         for m in msgs.values():
             m.header.stamp.sec, m.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), clock()
         decoded = {m: pipe.decode(m, msg) for m, msg in msgs.items()}
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), clock()
         sets = []
         for m, (st, sample) in decoded.items():
             sets += sync.push(m, st, sample, stamp)
         (fs,) = sets
         arrays = pipe.arrays(fs)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), clock()
         batch = to_batch(arrays, reps, size or (height, width), args.device)
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
         assert len(batch) == 4
-        t3 = time.perf_counter()
+        t3, c3 = time.perf_counter(), clock()
         out = pipe.outputs(fs, arrays, labels, want_color=args.color)
-        t4 = time.perf_counter()
+        t4, c4 = time.perf_counter(), clock()
         header = Header(frame_id="camera")
         pubs["labels"].publish(messages.image(header, out.labels))
         if out.color is not None:
             pubs["color"].publish(messages.image(header, out.color))
         pubs["points"].publish(messages.pointcloud(header, out.points))
         pubs["info"].publish(String(data=json.dumps(out.info)))
-        t5 = time.perf_counter()
+        t5, c5 = time.perf_counter(), clock()
         if i >= 3:  # warm-up frames apart
-            for k, (a, b) in zip(
-                PARTS, ((t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5), (t0, t5)), strict=True
-            ):
-                parts[k].append((b - a) * 1e3)
+            for ts, prefix in (((t0, t1, t2, t3, t4, t5), ""), ((c0, c1, c2, c3, c4, c5), "cpu ")):
+                spans = [*zip(ts[:-1], ts[1:], strict=True), (ts[0], ts[-1])]
+                for k, (a, b) in zip(PARTS, spans, strict=True):
+                    parts[prefix + k].append((b - a) * 1e3)
     node.destroy_node()
     rclpy.try_shutdown()
     return parts
@@ -212,20 +215,30 @@ def frame_report(args: argparse.Namespace) -> None:
     if not args.baseline:
         new = _run_frame(args, here)
         print(what.replace(f"{args.rounds} x ", ""))
-        print(", ".join(f"{k} {statistics.median(new[k]):.2f}" for k in PARTS))
+        for prefix in ("", "cpu "):
+            print(
+                ("CPU time: " if prefix else "wall clock: ")
+                + ", ".join(f"{k} {statistics.median(new[prefix + k]):.2f}" for k in PARTS)
+            )
         return
-    new: dict[str, list[float]] = {k: [] for k in PARTS}
-    old: dict[str, list[float]] = {k: [] for k in PARTS}
+    new: dict[str, list[float]] = {}
+    old: dict[str, list[float]] = {}
     with _worktree(args.baseline) as tree:
         for _ in range(args.rounds):  # alternate, so both see the same load
             for acc, src in ((old, tree), (new, here)):
                 for k, v in _run_frame(args, src).items():
-                    acc[k] += v
+                    acc.setdefault(k, []).extend(v)
     print(what)
-    print(f"\n| part | {args.baseline} (ms) | this tree (ms) | ratio |\n|---|---:|---:|---:|")
+    print(
+        f"\n| part | {args.baseline} wall | this tree wall | ratio "
+        f"| {args.baseline} CPU | this tree CPU | ratio |\n|---|---:|---:|---:|---:|---:|---:|"
+    )
     for k in PARTS:
-        a, b = statistics.median(old[k]), statistics.median(new[k])
-        print(f"| {k} | {a:.2f} | {b:.2f} | {a / b:.1f}x |")
+        cells = []
+        for prefix in ("", "cpu "):
+            a, b = statistics.median(old[prefix + k]), statistics.median(new[prefix + k])
+            cells.append(f"{a:.2f} | {b:.2f} | {a / b:.1f}x")
+        print(f"| {k} | " + " | ".join(cells) + " |")
 
 
 # ---------------------------------------------------------------- 2. sync
@@ -309,8 +322,8 @@ def run_node(args: argparse.Namespace, size: str, model: str, points: int) -> di
         peak_mb = _vm_hwm_mb(node.pid)
         gpu_mb = _gpu_mb(node.pid) if args.device.startswith("cuda") else None
     labels = w.window("labels", t0, t1)
-    infos = w.window("info", t0, t1)
-    lat = sorted(e["latency_ms"] for e in labels)
+    infos = w.window("info", t0, t1) or [{"processing_ms": float("nan")}]
+    lat = sorted(e["latency_ms"] for e in labels) or [float("nan")]  # slower than the window
     return {
         "sent_hz": len(w.published("rgb", t0, t1)) / (t1 - t0),
         "labels_hz": len(labels) / (t1 - t0),

@@ -149,3 +149,20 @@ def test_cli_refusals_are_one_line(checkpoint, tmp_path, capsys, args, message):
     assert _exit_code([str(checkpoint), "--out", str(tmp_path / "o"), *args]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and re.search(message, err), err
+
+
+def test_providers_tensorrt_then_cuda_then_cpu(tmp_path):
+    from anyseg_model.backends import providers_for
+
+    cpu = torch.device("cpu")
+    assert providers_for(cpu, ["TensorrtExecutionProvider", "CPUExecutionProvider"], tmp_path) == [
+        "CPUExecutionProvider"
+    ]
+    everything = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    chosen = providers_for(torch.device("cuda:1"), everything, tmp_path)
+    assert [p if isinstance(p, str) else p[0] for p in chosen] == everything
+    trt = chosen[0][1]
+    assert trt["device_id"] == 1 and trt["trt_fp16_enable"]
+    assert trt["trt_engine_cache_path"] == str(tmp_path)
+    with pytest.raises(ValueError, match="install onnxruntime-gpu"):
+        providers_for(torch.device("cuda"), ["CPUExecutionProvider"], tmp_path)
