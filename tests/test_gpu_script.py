@@ -33,7 +33,7 @@ def test_gpu_script_dry_run_on_the_cpu():
     assert re.search(r"\| anyseg_tiny \| 64x48 \| fp32 \|", out)
     assert re.search(r"\| anyseg_tiny \| 64x48 \| bf16 \|", out)
     assert len(re.findall(r"\| anyseg_tiny \| 64x48 \| [14] \| [\d.]+ \| [\d.]+ \|", out)) == 2
-    assert len(re.findall(r"preprocess [\d.]+, outputs", out)) == 2
+    assert len(re.findall(r"wall clock: decode [\d.]+, sync [\d.]+, preprocess [\d.]+", out)) == 2
     e2e = re.findall(r"end to end anyseg_tiny \((torch|onnxruntime).*labels_hz ([\d.]+)", out)
     assert [b for b, _ in e2e] == ["torch", "onnxruntime"] and all(float(hz) > 0 for _, hz in e2e)
 
