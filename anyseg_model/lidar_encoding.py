@@ -31,7 +31,7 @@ def _positive(x: torch.Tensor) -> torch.Tensor:
 def _cell(c: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Continuous coordinates -> (floor clamped to -1..n, 1.0 where 0 <= c < n); NaN/Inf out."""
     f = torch.nan_to_num(c, nan=-1.0, posinf=-1.0, neginf=-1.0).clamp_(-1.0, float(n)).floor_()
-    return f, _positive(f + 0.5) * _positive((n - 0.5) - f)
+    return f, (f + 1.0).clamp_(0.0, 1.0).mul_((n - f).clamp_(0.0, 1.0))  # f is -1..n
 
 
 def _zbuffer(flat: torch.Tensor, zc: torch.Tensor, values: torch.Tensor, bins: int):
@@ -137,7 +137,9 @@ def encode_lidar(
     rows = upload(np.ascontiguousarray(np.asarray(pts, dtype=np.float32).T), device)
     uf, vf, z, unfolded = image_points(rows[:3].T, scan, torch)
     zc = torch.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
-    keep = _positive(zc - MIN_DEPTH_M) * _positive(MAX_DEPTH_M - zc)  # MIN < z < MAX
+    # MIN < z < MAX: the product of the two differences is positive (never under/overflows
+    # to 0 in between: the smallest difference is an ulp of 0.1 times one of 1e4)
+    keep = _positive((zc - MIN_DEPTH_M).mul_(MAX_DEPTH_M - zc))
     if unfolded is not None:
         keep *= unfolded
     cu, inside_u = _cell(uf, w)
@@ -155,7 +157,7 @@ def encode_lidar(
         dev = str(rows.device)
         i = _sampled(h, hs, dev).index_select(0, (cv + 1.0).to(torch.int64))
         j = _sampled(w, ws, dev).index_select(0, (cu + 1.0).to(torch.int64))
-        read = keep * _positive(i + 0.5) * _positive(j + 0.5)
+        read = (i + 1.0).clamp_(0.0, 1.0).mul_((j + 1.0).clamp_(0.0, 1.0)).mul_(keep)  # i, j >= 0
         flat = (read * (i * ws + j - hs * ws) + hs * ws).to(torch.int64)
         near, best = _zbuffer(flat, zc, values, hs * ws)
         return _channels(near, best, hs, ws, max_range_m, max_intensity)

@@ -109,26 +109,27 @@ def image_points(xyz: Any, scan: LidarScan, xp: Any) -> tuple[Any, Any, Any, Any
     T = [float(v) for v in np.asarray(scan.extrinsic, dtype=np.float64).reshape(-1)]
     K = [float(v) for v in np.asarray(scan.camera_matrix, dtype=np.float64).reshape(-1)]
     X, Y, Z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
-    xc, yc, z = X * T[0], X * T[4], X * T[8]  # then += in place: fewer passes over memory
-    xc += Y * T[1]
-    xc += Z * T[2]
-    xc += T[3]
-    yc += Y * T[5]
-    yc += Z * T[6]
-    yc += T[7]
-    z += Y * T[9]
-    z += Z * T[10]
-    z += T[11]
+    xc, yc, z = (_affine(T[4 * r : 4 * r + 3], T[4 * r + 3], (X, Y, Z), xp) for r in range(3))
     x, y = xc / z, yc / z
     unfolded = None
     if scan.coefficients is not None:
         x, y, unfolded = distort(x, y, scan.coefficients, scan.distortion_model, xp)
-    u = K[0] * x
-    u += K[1] * y
-    u += K[2]
-    v = K[4] * y
-    v += K[5]
-    return u, v, z, unfolded
+    return _affine(K[0:2], K[2], (x, y), xp), _affine(K[4:5], K[5], (y,), xp), z, unfolded
+
+
+def _affine(coefficients: list[float], offset: float, columns: tuple, xp: Any) -> Any:
+    """sum(c * column) + offset, skipping zero coefficients (an extrinsic that permutes axes
+    needs a third of the operations). Still not finite when a used column is not: every
+    column of a rotation has a non-zero entry, so a NaN/Inf coordinate reaches x, y or z."""
+    terms = [(c, v) for c, v in zip(coefficients, columns, strict=True) if c != 0.0]
+    if not terms:
+        return xp.zeros_like(columns[0]) + offset
+    acc = terms[0][1] * terms[0][0]  # a new array: the += below must not write a column
+    for c, v in terms[1:]:
+        acc += v * c
+    if offset != 0.0:
+        acc += offset
+    return acc
 
 
 def _check_scan(scan: LidarScan) -> tuple[np.ndarray, int, int]:
