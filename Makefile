@@ -14,7 +14,7 @@ install: $(STAMP)
 $(STAMP): setup.py setup.cfg pyproject.toml constraints-cpu.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
-	$(PY) -m pip install --quiet $(CONSTRAINTS) -e '.[ros,train,dev,codecs]'
+	$(PY) -m pip install --quiet $(CONSTRAINTS) -e '.[ros,train,codecs,deploy,dev]'
 	touch $@
 
 # The linters first (seconds), then the whole suite.

@@ -51,7 +51,15 @@ setup(
         ],
         # image_transport's compressed / compressedDepth payloads (JPEG, PNG): anyseg_ros.transport
         "codecs": ["opencv-python-headless>=4.8"],
-        "dev": ["pytest>=7.4", "pytest-timeout>=2.1", "ruff>=0.4", "colcon-common-extensions>=0.3"],
+        # ONNX export and the onnxruntime backend (CPU; GPUs: onnxruntime-gpu instead).
+        "deploy": ["onnx>=1.16", "onnxruntime>=1.17", "onnxscript>=0.1"],
+        "dev": [
+            "pytest>=7.4",
+            "pytest-timeout>=2.1",
+            "ruff>=0.4",
+            "colcon-common-extensions>=0.3",
+            "opencv-python-headless>=4.8",  # reference conversions and projections in tests
+        ],
     },
     zip_safe=True,
     entry_points={
@@ -60,6 +68,7 @@ setup(
             "anyseg-replay = anyseg_tools.replay:main",
             "anyseg-evaluate = anyseg_tools.evaluate:main",
             "anyseg-synthesize = anyseg_sim.cli:main",
+            "anyseg-export = anyseg_model.export:main",
         ]
     },
 )

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import load_checkpoint
+from .backends import BACKENDS, OnnxBackend, TorchBackend, keep_freed_memory, set_threads
+from .checkpoint import CheckpointError, load_checkpoint
 from .modalities import canonical
 from .preprocess import reference_size, to_batch
 from .representations import LidarScan
@@ -38,36 +39,71 @@ def resolve_device(device: str) -> torch.device:
 
 
 class Segmentor:
-    """A loaded checkpoint ready to predict on raw sensor arrays (any non-empty subset)."""
+    """A loaded checkpoint ready to predict on raw sensor arrays (any non-empty subset).
 
-    def __init__(self, checkpoint, device: str = "auto") -> None:
+    ``backend``: ``torch`` or ``onnxruntime`` (:mod:`anyseg_model.backends`; ``onnx_dir`` is
+    an ``anyseg-export`` directory of this checkpoint, None to export on demand).
+    ``threads``: torch's (and onnxruntime's) CPU threads, 0 for the default, and the C
+    allocator set to reuse freed buffers (:func:`~anyseg_model.backends.keep_freed_memory`):
+    what a process that streams frames wants. None leaves the process's settings alone.
+    Preprocessing runs in torch on ``device`` in every case.
+    """
+
+    def __init__(
+        self,
+        checkpoint,
+        device: str = "auto",
+        backend: str = "torch",
+        onnx_dir: str | Path | None = None,
+        threads: int | None = None,
+        checkpoint_path: str | Path | None = None,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend {backend!r} unknown; valid: {list(BACKENDS)}")
         self.device = resolve_device(device)
-        self.model = checkpoint.model.to(self.device).eval()
+        if threads is not None:
+            set_threads(threads)
+            keep_freed_memory()
+        self.threads = torch.get_num_threads()
         self.classes = checkpoint.classes
         self.palette = checkpoint.palette
         self.representations = checkpoint.representations
-        self.input_size = checkpoint.input_size
         self.meta = checkpoint.meta
-        # Half precision on CUDA (autocast keeps norms and softmax in float32).
-        self.dtype = torch.float16 if self.device.type == "cuda" else None
+        self.modalities: tuple[str, ...] = checkpoint.model.modalities
+        if backend == "torch":
+            self.runner: Any = TorchBackend(checkpoint.model, self.device)
+            self.input_size = checkpoint.input_size
+        else:
+            self.runner = OnnxBackend(
+                onnx_dir, self.device, self.threads, checkpoint, checkpoint_path
+            )
+            self.input_size = self.runner.input_size
+        self.backend = backend
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "auto") -> Segmentor:
-        """Load ``path`` (see :mod:`anyseg_model.checkpoint`) onto ``device`` (auto/cpu/cuda:N)."""
-        return cls(load_checkpoint(path), device)
+    def from_checkpoint(cls, path: str | Path, device: str = "auto", **kw: Any) -> Segmentor:
+        """Load ``path`` (see :mod:`anyseg_model.checkpoint`) onto ``device`` (auto/cpu/cuda:N);
+        ``kw``: backend, onnx_dir, threads. Any problem with the file is a CheckpointError."""
+        try:
+            checkpoint = load_checkpoint(path)
+        except CheckpointError:
+            raise
+        except (ValueError, TypeError, KeyError) as e:  # e.g. a representation's parameter
+            raise CheckpointError(f"checkpoint {str(path)!r}: {e}") from None
+        return cls(checkpoint, device, checkpoint_path=path, **kw)
 
     @property
-    def modalities(self) -> tuple[str, ...]:
-        return self.model.modalities
+    def model(self) -> torch.nn.Module | None:
+        """The torch model (None with another backend)."""
+        return getattr(self.runner, "model", None)
 
     @torch.inference_mode()
     def logits(self, arrays: Mapping[str, Any]) -> torch.Tensor:
         """(1, K, H, W) float32 logits at the reference input's size."""
         out_size = reference_size(arrays)
         batch = to_batch(arrays, self.representations, self.input_size or out_size, self.device)
-        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
-            logits = self.model.forward_head(self.model.forward_features(batch).fused)
-        return F.interpolate(logits.float(), size=out_size, mode="bilinear", align_corners=False)
+        logits = self.runner(batch)
+        return F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
 
     def predict(self, arrays: Mapping[str, Any]) -> Prediction:
         """Labels and confidence for one frame set: ``{modality: raw array or LidarScan}``."""

@@ -2,7 +2,10 @@
 
 Each modality's representation turns its raw array into a (3, H, W) float image; all of them are
 then brought to one size (the reference image's, or the network's ``input_size``), because the
-shared encoder sees the modalities of a sample as one folded batch.
+shared encoder sees the modalities of a sample as one folded batch. The encoding runs in torch
+on the model's device (:mod:`anyseg_model.encoding`): training's data workers call
+:func:`encode` (CPU, numpy out), the node :func:`to_batch` (raw arrays uploaded once, encoded
+and resized on the device).
 """
 
 from __future__ import annotations
@@ -12,10 +15,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from .encoding import encode_tensor
 from .modalities import canonical
 from .representations import LidarScan, Representation
+from .tensors import resize
+
+__all__ = ["encode", "encode_tensors", "is_dense", "reference_size", "resize", "to_batch"]
 
 
 def is_dense(modality: str, representation: Representation | str | None = None) -> bool:
@@ -43,29 +49,36 @@ def reference_size(arrays: Mapping[str, Any]) -> tuple[int, int]:
     raise ValueError("no image-like input to take a size from")
 
 
-def resize(x: torch.Tensor, size: tuple[int, int], dense: bool) -> torch.Tensor:
-    """Resize a (C, H, W) or (B, C, H, W) float tensor: bilinear for dense inputs, nearest for
-    sparse ones (:func:`is_dense`). The one resampling rule of training and the node."""
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    batch = x if x.ndim == 4 else x[None]
-    if dense:
-        batch = F.interpolate(batch, size=size, mode="bilinear", align_corners=False)
-    else:
-        batch = F.interpolate(batch, size=size, mode="nearest")
-    return batch if x.ndim == 4 else batch[0]
-
-
-def encode(
-    arrays: Mapping[str, Any], representations: Mapping[str, Representation]
-) -> dict[str, np.ndarray]:
-    """Apply each modality's representation: raw -> float32 (3, H, W)."""
+def _checked(arrays: Mapping[str, Any], representations: Mapping[str, Representation]) -> None:
     if not arrays:
         raise ValueError(f"empty input: give at least one of {sorted(representations)}")
     unknown = sorted(set(arrays) - set(representations))
     if unknown:
         raise ValueError(f"modality {unknown} not known here; known: {sorted(representations)}")
-    return {m: representations[m](arrays[m]) for m in canonical(arrays)}
+
+
+def encode(
+    arrays: Mapping[str, Any], representations: Mapping[str, Representation]
+) -> dict[str, np.ndarray]:
+    """Apply each modality's representation: raw -> float32 (3, H, W) (torch on the CPU)."""
+    return {m: x.numpy() for m, x in encode_tensors(arrays, representations).items()}
+
+
+def encode_tensors(
+    arrays: Mapping[str, Any],
+    representations: Mapping[str, Representation],
+    size: tuple[int, int] | None = None,
+    device: torch.device | str = "cpu",
+) -> dict[str, torch.Tensor]:
+    """Raw arrays -> ``{modality: (3, H, W)}`` float32 on ``device``, each at ``size`` when given
+    (the same values as :func:`encode` then :func:`resize`, within float rounding)."""
+    _checked(arrays, representations)
+    return {
+        m: encode_tensor(
+            representations[m], arrays[m], device, size, is_dense(m, representations[m])
+        )
+        for m in canonical(arrays)
+    }
 
 
 def to_batch(
@@ -77,8 +90,4 @@ def to_batch(
     """Raw arrays of one sample -> ``{modality: (1, 3, H, W)}`` on ``device`` at ``size``
     (default: the reference image's size)."""
     size = size or reference_size(arrays)
-    out = {}
-    for m, x in encode(arrays, representations).items():
-        t = torch.from_numpy(x).unsqueeze(0).to(device)
-        out[m] = resize(t, size, is_dense(m, representations[m]))
-    return out
+    return {m: x[None] for m, x in encode_tensors(arrays, representations, size, device).items()}

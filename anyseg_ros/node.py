@@ -76,7 +76,13 @@ class SegmentationNode(Node):
             declare_parameters(self), read_yaml=_read_yaml, tf_available=tf_available()
         )
         try:
-            self.segmentor = Segmentor.from_checkpoint(s.checkpoint, device=s.device)
+            self.segmentor = Segmentor.from_checkpoint(
+                s.checkpoint,
+                s.device,
+                backend=s.backend,
+                onnx_dir=s.onnx_dir or None,
+                threads=s.threads,
+            )
         except (CheckpointError, ValueError, OSError) as e:
             raise StartupError(str(e)) from None
         self.pipeline = Pipeline(
@@ -104,6 +110,7 @@ class SegmentationNode(Node):
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         self.get_logger().info(
             f"segmenting {'+'.join(s.modalities)} with {s.checkpoint} on {self.segmentor.device} "
+            f"({s.backend}, {self.segmentor.threads} threads) "
             f"({len(self.segmentor.classes)} classes); "
             f"anchor priority {'>'.join(s.sync.anchor_priority)}; inputs "
             + ", ".join(f"{k} {v}" for k, v in self.pipeline.input_status())

@@ -45,7 +45,6 @@ from .core.topics import (
 )
 from .registration import (
     lidar_scan,
-    projection_supported,
     register_depth,
     register_event,
     same_grid,
@@ -386,13 +385,6 @@ class Pipeline:
         cam = self.camera
         if cam is None:
             self.count("lidar/no_camera_info")
-            return None
-        if not projection_supported(cam):
-            self._refuse(
-                "lidar",
-                "distortion_model",
-                f"the projection does not implement {cam.distortion_model!r} distortion yet",
-            )
             return None
         sample = fs.payload("lidar")
         T = self.settings.extrinsic_matrix

@@ -23,23 +23,10 @@ SAME_K = 1e-6  # relative tolerance of "the same intrinsics"
 def lidar_scan(
     points: np.ndarray, cam: CameraModel, extrinsic: np.ndarray, size: tuple[int, int]
 ) -> LidarScan:
-    """A LiDAR scan (or back-projected depth) to project into ``cam`` at ``size`` (w, h)."""
-    kw = {}
-    if cam.D is not None and "distortion_model" in LidarScan.__dataclass_fields__:
-        kw["distortion_model"] = cam.distortion_model
-    return LidarScan(points, cam.K, extrinsic, size, cam.D, **kw)
-
-
-def projection_supported(cam: CameraModel) -> bool:
-    """Whether the installed projection implements this camera's distortion model (contract C1:
-    plumb_bob always; rational_polynomial and equidistant once LidarScan takes the model)."""
-    if cam.D is None or not np.any(cam.D):
-        return True
-    if "distortion_model" in LidarScan.__dataclass_fields__:
-        return True
-    return cam.distortion_model == "plumb_bob" or (
-        cam.distortion_model == "rational_polynomial" and not np.any(cam.D[5:])
-    )
+    """A LiDAR scan (or back-projected depth) to project into ``cam`` at ``size`` (w, h), with
+    the camera's distortion model (plumb_bob, rational_polynomial or equidistant)."""
+    model = cam.distortion_model if cam.D is not None else "plumb_bob"
+    return LidarScan(points, cam.K, extrinsic, size, cam.D, distortion_model=model)
 
 
 def same_grid(a: CameraModel, b: CameraModel, T_b_a: np.ndarray) -> bool:

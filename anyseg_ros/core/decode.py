@@ -174,7 +174,7 @@ def colorize(labels: np.ndarray, palette: Any) -> np.ndarray:
 
 def _to_array(a: np.ndarray) -> array.array:
     out = array.array("B")
-    out.frombytes(np.ascontiguousarray(a).tobytes())
+    out.frombytes(memoryview(np.ascontiguousarray(a)).cast("B"))  # one copy, not two
     return out
 
 
@@ -344,28 +344,18 @@ def build_pointcloud(points: np.ndarray, labels: np.ndarray | None = None) -> di
     n, k = pts.shape
     names = ["x", "y", "z", "intensity"][:k]
     specs = [PointFieldSpec(nm, 4 * i, FLOAT32) for i, nm in enumerate(names)]
-    formats = ["f4"] * k
     if labels is not None:
         labels = np.asarray(labels, dtype=np.uint8).reshape(-1)
         if labels.size != n:
             raise ValueError(f"{labels.size} labels for {n} points")
         specs.append(PointFieldSpec("label", 4 * k, UINT8))
-        formats.append("u1")
-        names = names + ["label"]
     point_step = 4 * len(specs)
-    dt = np.dtype(
-        {
-            "names": names,
-            "formats": formats,
-            "offsets": [s.offset for s in specs],
-            "itemsize": point_step,
-        }
-    )
-    rec = np.zeros(n, dtype=dt)
-    for i, nm in enumerate(names[:k]):
-        rec[nm] = pts[:, i]
+    # Records of 4-byte slots, filled as one block: the floats, then the label byte and three
+    # zero bytes, written as one uint32 whose first byte in memory is the label.
+    rec = np.empty((n, len(specs)), np.float32)
+    rec[:, :k] = pts
     if labels is not None:
-        rec["label"] = labels
+        rec[:, k].view(np.uint32)[:] = labels.astype(np.uint32) << (24 * NATIVE_BIGENDIAN)
     return {
         "height": 1,
         "width": n,
@@ -382,7 +372,8 @@ def labels_for_points(pixel: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Per-point class id from a label image and each point's (u, v) pixel (-1 where the point
     is off-image) -> (N,) uint8, :data:`UNLABELLED` off-image."""
     pixel = np.asarray(pixel)
-    out = np.full(len(pixel), UNLABELLED, np.uint8)
-    ok = pixel[:, 0] >= 0
-    out[ok] = labels[pixel[ok, 1], pixel[ok, 0]]
-    return out
+    h, w = labels.shape
+    # A flat index with one extra pixel holding UNLABELLED for the points off the image.
+    flat = pixel[:, 1] * w + pixel[:, 0]
+    np.copyto(flat, h * w, where=pixel[:, 0] < 0)
+    return np.append(labels.reshape(-1), np.uint8(UNLABELLED)).take(flat)

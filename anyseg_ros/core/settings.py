@@ -62,6 +62,26 @@ PARAMETERS: tuple[Param, ...] = (
         "Inference device: auto (CUDA if available, else CPU), cpu, cuda or cuda:N.",
     ),
     Param(
+        "backend",
+        "torch",
+        "string",
+        "Inference backend: torch, or onnxruntime (TensorRT / CUDA providers on a CUDA device "
+        "when installed, else CPU). Preprocessing runs in torch on the device either way.",
+    ),
+    Param(
+        "onnx_dir",
+        "",
+        "string",
+        "With backend onnxruntime: the anyseg-export directory of this checkpoint; empty "
+        "exports each modality subset from the checkpoint when it first comes.",
+    ),
+    Param(
+        "threads",
+        0,
+        "integer",
+        "CPU threads of torch and onnxruntime; 0: half the cores available, at least 1.",
+    ),
+    Param(
         "modalities",
         list(MODALITIES),
         "string_array",
@@ -199,6 +219,7 @@ PARAMETERS: tuple[Param, ...] = (
 
 PARAMETER_NAMES: tuple[str, ...] = tuple(p.name for p in PARAMETERS)
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+BACKENDS = ("torch", "onnxruntime")  # anyseg_model.backends.BACKENDS (core imports no torch)
 
 
 class SettingsError(ValueError):
@@ -338,6 +359,9 @@ class Settings:
     palette: tuple[tuple[int, int, int], ...] | None  # None: the checkpoint's
     sync: SyncSettings
     inputs: InputSettings
+    backend: str = "torch"
+    onnx_dir: str = ""
+    threads: int = 0  # 0: the model package's default
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -375,7 +399,18 @@ class Settings:
         publish_color = v["publish_color"]
         if not isinstance(publish_color, bool):
             raise SettingsError("publish_color", publish_color, "must be true or false")
-        return cls(checkpoint, device, publish_color, _palette(v["palette"]), sync, inputs)
+        backend, onnx_dir, threads = _backend(v)
+        return cls(
+            checkpoint,
+            device,
+            publish_color,
+            _palette(v["palette"]),
+            sync,
+            inputs,
+            backend,
+            onnx_dir,
+            threads,
+        )
 
 
 def flatten_parameters(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -530,6 +565,21 @@ def _input_choices(v: Mapping[str, Any]) -> dict[str, Any]:
         "max_intensity": _number(v, "lidar.max_intensity", low=0.0, inclusive=True),
         "slop_ns": max(1, _ns(_number(v, "slop_ms", low=0.0, inclusive=False))),
     }
+
+
+def _backend(v: Mapping[str, Any]) -> tuple[str, str, int]:
+    backend = _string(v, "backend")
+    if backend not in BACKENDS:
+        raise SettingsError("backend", backend, f"allowed: {', '.join(BACKENDS)}")
+    onnx_dir = _string(v, "onnx_dir")
+    if onnx_dir and backend != "onnxruntime":
+        raise SettingsError(
+            "onnx_dir", onnx_dir, f"is used by backend onnxruntime only, not {backend}"
+        )
+    threads = v["threads"]
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 0 <= threads <= 256:
+        raise SettingsError("threads", threads, "must be an integer 0..256 (0: default)")
+    return backend, onnx_dir, threads
 
 
 def _palette(x: Any) -> tuple[tuple[int, int, int], ...] | None:

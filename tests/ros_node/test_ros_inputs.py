@@ -245,11 +245,9 @@ def test_compressed_transports_through_decode():
         pipe.decode("rgb", raw)
 
 
-def test_camera_models_reach_the_lidar_projection_as_contract_c1_says():
-    """plumb_bob always; equidistant / 8-coefficient rational once LidarScan takes the model,
-    refused with a counted reason before that (never projected with the wrong model)."""
-    from anyseg_model.representations import LidarScan
-
+def test_camera_models_reach_the_lidar_projection():
+    """The camera_info's distortion model and all its coefficients go into the LidarScan the
+    model's projection uses (equidistant, 8-coefficient rational, plumb_bob)."""
     pipe = Pipeline(inputs(lidar_extrinsic=list(np.eye(4).ravel())), [])
     fisheye = info("cam")
     fisheye.distortion_model, fisheye.d = "equidistant", [0.1, 0.01, 0.0, 0.0]
@@ -266,14 +264,19 @@ def test_camera_models_reach_the_lidar_projection_as_contract_c1_says():
         fields=[NS(name=n, offset=4 * i, datatype=7, count=1) for i, n in enumerate("xyz")],
     )
     stamp, sample = pipe.decode("lidar", cloud)
-    out = pipe.arrays(FrameSet(stamp, "lidar", {"lidar": (stamp, sample)}))
-    if "distortion_model" in LidarScan.__dataclass_fields__:
-        assert out["lidar"].distortion_model == "equidistant"
-        np.testing.assert_array_equal(out["lidar"].distortion, [0.1, 0.01, 0.0, 0.0])
-    else:
-        assert "lidar" not in out and pipe.error_counts() == {"lidar/distortion_model": 1}
+    fs = FrameSet(stamp, "lidar", {"lidar": (stamp, sample)})
+    scan = pipe.arrays(fs)["lidar"]
+    assert scan.distortion_model == "equidistant"
+    np.testing.assert_array_equal(scan.distortion, [0.1, 0.01, 0.0, 0.0])
+    rational = info("cam")
+    rational.distortion_model = "rational_polynomial"
+    rational.d = [0.1, 0.01, 0.0, 0.0, 0.001, 0.05, 0.0, 0.0]
+    pipe.set_camera_info(rational)
+    scan = pipe.arrays(fs)["lidar"]
+    assert scan.distortion_model == "rational_polynomial" and len(scan.distortion) == 8
     pipe.set_camera_info(info("cam"))  # plumb_bob, no distortion
-    assert "lidar" in pipe.arrays(FrameSet(stamp, "lidar", {"lidar": (stamp, sample)}))
+    assert pipe.arrays(fs)["lidar"].distortion is None
+    assert pipe.error_counts() == {}
 
 
 def test_live_subscriptions_with_a_stand_in_node(monkeypatch):
