@@ -37,15 +37,22 @@ from .core.topics import INPUT_TOPICS
 MAX_LIDAR_POINTS = 4_000_000
 
 
+def sync_parameters(settings: SyncSettings) -> dict[str, Any]:
+    """:meth:`ModalitySynchronizer.configure` arguments of validated settings."""
+    return {
+        "slop_ns": settings.slop_ns,
+        "timeout_ns": dict(settings.timeout_ns),
+        "wait_ns": settings.wait_ns,
+        "anchor_priority": settings.anchor_priority,
+        "max_age_ns": dict(settings.max_age_ns),
+        "max_clock_offset_ns": settings.max_clock_offset_ns,
+    }
+
+
 def synchronizer(settings: SyncSettings) -> ModalitySynchronizer:
-    """The synchroniser for validated settings (the node's, and the offline tools')."""
-    return ModalitySynchronizer(
-        settings.modalities,
-        settings.slop_ns,
-        settings.timeout_ns,
-        settings.wait_ns,
-        settings.anchor_priority,
-    )
+    """The synchroniser for validated settings (the node's, and the offline tools'); a live
+    change reconfigures it with ``sync.configure(**sync_parameters(new))``."""
+    return ModalitySynchronizer(settings.modalities, **sync_parameters(settings))
 
 
 class StartupError(RuntimeError):
@@ -187,5 +194,6 @@ __all__ = [
     "Sample",
     "StartupError",
     "check_segmentor",
+    "sync_parameters",
     "synchronizer",
 ]
