@@ -93,14 +93,31 @@ class Sample:
     data: np.ndarray  # image (H, W[, 3]) or LiDAR points (N, 3|4) in the LiDAR frame
 
 
+@dataclass(frozen=True)
+class OutputCamera:
+    """The camera the labels are published on: frame_id and grid (K at that size, None while
+    unknown). Labels, colour and segmentation/camera_info all carry it (see
+    :meth:`Pipeline.output_camera` for the rule)."""
+
+    frame_id: str
+    width: int
+    height: int
+    K: np.ndarray | None
+    D: np.ndarray | None = None
+    distortion_model: str = "plumb_bob"
+    source: str = "rgb"  # "rgb" | "camera_info" | "calibration" | "anchor"
+
+
 @dataclass
 class Outputs:
-    """Outgoing message contents for one frame (constructor kwargs, headers apart)."""
+    """Outgoing message contents for one frame (constructor kwargs, headers apart): labels and
+    colour on ``camera``'s grid, stamped with the anchor's stamp and ``camera.frame_id``."""
 
     labels: dict[str, Any]
     color: dict[str, Any] | None
     points: dict[str, Any] | None
     info: dict[str, Any]
+    camera: OutputCamera
 
 
 class Pipeline:
@@ -110,6 +127,8 @@ class Pipeline:
         self.settings = settings
         self.palette = np.asarray(palette, np.uint8)
         self.camera: CameraModel | None = settings.camera  # replaced by camera_info when it comes
+        self.camera_frame_id: str | None = None  # rgb/camera_info's header.frame_id
+        self._rgb: tuple[str, int, int] | None = None  # the last RGB image's frame_id, w, h
         self.errors: Counter[str] = Counter()  # "modality/reason" -> count
         self._lock = threading.Lock()  # errors are counted from callbacks and the worker
 
@@ -134,6 +153,7 @@ class Pipeline:
 
     def set_camera_info(self, msg: Any) -> None:
         self.camera = decode_camera_info(msg)
+        self.camera_frame_id = getattr(getattr(msg, "header", None), "frame_id", None) or None
 
     def arrays(self, fs: FrameSet) -> dict[str, Any]:
         """The model's input for a frame set. LiDAR needs a camera model: without one (no
@@ -151,22 +171,67 @@ class Pipeline:
                 )
         return out
 
+    def output_camera(
+        self, fs: FrameSet, arrays: dict[str, Any], labels: np.ndarray
+    ) -> OutputCamera:
+        """The camera the labels go out on, whichever sensor anchors: the RGB camera's grid and
+        frame_id, from the newest RGB image seen (so a depth- or LiDAR-anchored frame keeps the
+        RGB grid while RGB is stale), with K from rgb/camera_info (or the calibration file)
+        scaled to that grid. Before any RGB image: the camera model's own grid (frame_id from
+        its camera_info, else the anchor's); without a camera model either, the anchor image's
+        own grid and frame_id, K unknown."""
+        if "rgb" in arrays:
+            h, w = arrays["rgb"].shape[:2]
+            self._rgb = (fs.payload("rgb").header.frame_id, int(w), int(h))
+        cam = self.camera
+        dist = getattr(cam, "distortion_model", "plumb_bob")
+        if self._rgb is not None:
+            frame_id, w, h = self._rgb
+            K = None if cam is None else _scaled(cam, w, h).K
+            return OutputCamera(frame_id, w, h, K, None if cam is None else cam.D, dist, "rgb")
+        anchor_frame = fs.payload(fs.anchor).header.frame_id
+        if cam is not None:
+            source = "camera_info" if self.camera_frame_id else "calibration"
+            frame_id = self.camera_frame_id or anchor_frame
+            return OutputCamera(frame_id, cam.width, cam.height, cam.K, cam.D, dist, source)
+        h, w = labels.shape[:2]
+        return OutputCamera(anchor_frame, int(w), int(h), None, source="anchor")
+
     def outputs(
         self, fs: FrameSet, arrays: dict[str, Any], labels: np.ndarray, want_color: bool
     ) -> Outputs:
-        color = build_image(colorize(labels, self.palette), "rgb8") if want_color else None
+        """Message contents for a segmented frame set: labels (and colour) resized nearest onto
+        the output camera's grid, the LiDAR points labelled by the pixel each projects to."""
         points = None
         if "lidar" in arrays:
             scan = arrays["lidar"]
             point_labels = labels_for_points(scan.projection.pixel, labels)
             points = build_pointcloud(scan.points, point_labels)
+        camera = self.output_camera(fs, arrays, labels)
+        labels = resize_labels(labels, camera.width, camera.height)
+        color = build_image(colorize(labels, self.palette), "rgb8") if want_color else None
         info = {
             "stamp_ns": fs.stamp_ns,
             "anchor": fs.anchor,
             "modalities": list(arrays),
             "size": [int(labels.shape[1]), int(labels.shape[0])],
+            "frame_id": camera.frame_id,
+            # How much older each member is than the anchor; "reused": taken by max_age.
+            "age_ms": {m: round(a / 1e6, 3) for m, a in fs.ages_ns.items() if m in arrays},
+            "reused": sorted(fs.reused),
         }
-        return Outputs(build_image(labels, "mono8"), color, points, info)
+        return Outputs(build_image(labels, "mono8"), color, points, info, camera)
+
+
+def resize_labels(labels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Class ids resampled nearest (pixel centres) to ``width`` x ``height``; the same array when
+    the size already fits. Assumes the images are registered (same field of view)."""
+    h, w = labels.shape[:2]
+    if (w, h) == (width, height):
+        return labels
+    rows = ((np.arange(height) + 0.5) * h / height).astype(np.intp)
+    cols = ((np.arange(width) + 0.5) * w / width).astype(np.intp)
+    return labels[np.ix_(np.minimum(rows, h - 1), np.minimum(cols, w - 1))]
 
 
 def _reference_size(arrays: dict[str, Any], cam: CameraModel) -> tuple[int, int]:
@@ -189,6 +254,7 @@ def _scaled(cam: CameraModel, width: int, height: int) -> CameraModel:
 
 __all__ = [
     "DecodeError",
+    "OutputCamera",
     "Outputs",
     "Pipeline",
     "Sample",
