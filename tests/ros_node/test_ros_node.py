@@ -100,7 +100,8 @@ def test_node_segments_through_sensor_dropouts_and_bad_messages(tmp_path, tiny_c
         )
         w.wait_for(lambda e: e["ev"] == "info" and "lidar" in e["modalities"], 3, t_start)
 
-        # 4. The camera stops: depth anchors (its header on the labels), frames go on.
+        # 4. The camera stops: depth anchors (its stamp on the labels), frames go on, still on
+        # the RGB camera's grid and frame (one output camera).
         t_stop = w.send("stop rgb")
         switched = w.wait_for(
             lambda e: e["ev"] == "info" and e["anchor"] == "depth",
@@ -111,8 +112,11 @@ def test_node_segments_through_sensor_dropouts_and_bad_messages(tmp_path, tiny_c
         t0, t1 = settle(2.0)
         labels = w.window("labels", t0, t1)
         assert len(labels) >= NEARLY * len(w.published("depth", t0, t1))
-        assert {e["frame_id"] for e in labels} == {"camera_depth"}
+        assert {(e["frame_id"], e["w"], e["h"]) for e in labels} == {("camera_rgb", 160, 120)}
         assert {e["stamp"] for e in labels} <= set(w.published("depth", t0 - 0.5, t1))
+        cams = w.window("camera_info", t0 - 0.5, t1 + 0.5)  # same header as the labels
+        assert {(c["frame_id"], c["w"], c["h"]) for c in cams} == {("camera_rgb", 160, 120)}
+        assert {e["stamp"] for e in labels} <= {c["stamp"] for c in cams}
         assert all(
             "rgb" not in i["modalities"] and i["anchor"] == "depth"
             for i in w.window("info", t0, t1)
@@ -120,9 +124,7 @@ def test_node_segments_through_sensor_dropouts_and_bad_messages(tmp_path, tiny_c
 
         # 5. The camera is back: it takes over again.
         t_start = w.send("start rgb")
-        back = w.wait_for(
-            lambda e: e["ev"] == "labels" and e["frame_id"] == "camera_rgb", 3, t_start
-        )
+        back = w.wait_for(lambda e: e["ev"] == "info" and e["anchor"] == "rgb", 3, t_start)
         assert back["t"] - t_start < 2.0
 
         # 6. Malformed messages are counted per sensor and reason; the node keeps going.
