@@ -162,10 +162,13 @@ class ParameterChanges:
         return SetParametersResult(successful=True)
 
     def _applied(self, params: list[Parameter]) -> None:
-        if not any(p.name in _LIVE for p in params):
+        live = [p for p in params if p.name in _LIVE]
+        if not live:
             return
         try:
             settings = Settings.from_parameters(values(self.node), self.read_yaml)
         except SettingsError:
             return  # unconfigured and incomplete: configure will say what is wrong
         self.apply(settings)
+        changed = ", ".join(f"{p.name}={value(p)!r}" for p in live)
+        self.node.get_logger().info(f"parameters changed: {changed} (from the next frame set)")

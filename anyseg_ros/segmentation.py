@@ -97,7 +97,9 @@ class Segmentation:
         }
 
     def activate(self) -> None:
-        """Subscribe, start the timers and the worker."""
+        """Subscribe, start the timers and the worker. The synchroniser starts afresh (sensors
+        offline until heard from): what it knew before a deactivation is out of date."""
+        self.sync = synchronizer(self.settings.sync)
         self.mailbox: Mailbox[FrameSet] = Mailbox()
         self._worker = threading.Thread(target=self._work, name="anyseg_inference", daemon=True)
         self._worker.start()
@@ -155,7 +157,6 @@ class Segmentation:
         self.pipeline.settings = settings.inputs
         self.pipeline.palette = np.asarray(palette, np.uint8)
         self.settings = settings
-        self.node.get_logger().info("parameters changed; applied from the next frame set")
 
     # ------------------------------------------------------------------ callbacks (decode + push)
 
