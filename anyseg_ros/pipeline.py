@@ -129,6 +129,7 @@ class Pipeline:
         self.camera: CameraModel | None = settings.camera  # replaced by camera_info when it comes
         self.camera_frame_id: str | None = None  # rgb/camera_info's header.frame_id
         self._rgb: tuple[str, int, int] | None = None  # the last RGB image's frame_id, w, h
+        self._last_scan: tuple[Sample, tuple, LidarScan] | None = None
         self.errors: Counter[str] = Counter()  # "modality/reason" -> count
         self._lock = threading.Lock()  # errors are counted from callbacks and the worker
 
@@ -166,10 +167,20 @@ class Pipeline:
             else:
                 h, w = _reference_size(out, cam)
                 cam = _scaled(cam, w, h)
-                out["lidar"] = LidarScan(
-                    fs.payload("lidar").data, cam.K, self.settings.extrinsic_matrix, (w, h), cam.D
-                )
+                out["lidar"] = self._scan(fs.payload("lidar"), cam, (w, h))
         return out
+
+    def _scan(self, sample: Sample, cam: CameraModel, size: tuple[int, int]) -> LidarScan:
+        """The LidarScan of a sweep; the previous one again (with its projection, computed once)
+        when max_age reuses the same sweep with the same camera and extrinsic."""
+        T = self.settings.extrinsic_matrix
+        key = (cam.K, cam.D, T, size)
+        last = self._last_scan
+        if last is not None and last[0] is sample and _same(last[1], key):
+            return last[2]
+        scan = LidarScan(sample.data, cam.K, T, size, cam.D)
+        self._last_scan = (sample, key, scan)
+        return scan
 
     def output_camera(
         self, fs: FrameSet, arrays: dict[str, Any], labels: np.ndarray
@@ -203,7 +214,9 @@ class Pipeline:
         """Message contents for a segmented frame set: labels (and colour) resized nearest onto
         the output camera's grid, the LiDAR points labelled by the pixel each projects to."""
         points = None
-        if "lidar" in arrays:
+        # A sweep reused by max_age was published with an earlier frame already: publishing it
+        # again would repeat its stamp on segmentation/points.
+        if "lidar" in arrays and "lidar" not in fs.reused:
             scan = arrays["lidar"]
             point_labels = labels_for_points(scan.projection.pixel, labels)
             points = build_pointcloud(scan.points, point_labels)
@@ -221,6 +234,13 @@ class Pipeline:
             "reused": sorted(fs.reused),
         }
         return Outputs(build_image(labels, "mono8"), color, points, info, camera)
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    return all(
+        (x is None and y is None) or (x is not None and y is not None and np.array_equal(x, y))
+        for x, y in zip(a, b, strict=True)
+    )
 
 
 def resize_labels(labels: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from anyseg_model import CheckpointError, Segmentor
+from anyseg_model.metrics import miou
 from anyseg_ros.core.settings import Settings, SettingsError
 from anyseg_ros.core.topics import LABELS_TOPIC
 
@@ -139,6 +140,9 @@ def evaluate(
         "bag_error": bag.error,
         **extra,
     }
+    conf = scorer.scores.conf
+    # Over every scored frame together: comparable between runs whose subset mix differs.
+    meta["miou_all_frames"] = round(100 * miou(sum(conf.values())), 2) if conf else None
     report = build_report(frames, scorer.scores.to_dict(), scorer.per_frame, meta, outages, dropped)
     written = write_report(out, report, frames, scorer.per_frame, segmentor.palette)
     return Evaluation(report, written, scorer.scores.table(), failed)

@@ -91,6 +91,11 @@ def build_report(
         "frames_scored": len(per_frame_miou),
         "frames_dropped": dropped_frames,
         "frames_per_subset": counts,
+        # Share of the frames each sensor contributed to (e.g. LiDAR coverage).
+        "modality_share": {
+            m: round(sum(m in f.modalities for f in frames) / len(frames), 4) if frames else 0.0
+            for m in MODALITIES
+        },
         "subsets": subsets,
         "mean_miou": scores_dict["mean_miou"],
         "mean_miou_nan0": scores_dict["mean_miou_nan0"],

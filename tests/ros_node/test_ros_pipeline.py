@@ -221,3 +221,31 @@ def test_a_real_tiny_checkpoint_runs_through_the_pipeline(tiny_checkpoint):
     assert pred.labels.shape == (h, w) and pred.modalities == ("rgb", "event", "lidar")
     out = pipe.outputs(fs, arrays, pred.labels, want_color=False)
     assert out.info["modalities"] == ["rgb", "event", "lidar"] and out.points["width"] == 500
+
+
+def test_a_reused_sweep_is_projected_once_and_its_points_not_published_again():
+    pipe = Pipeline(settings(modalities=["rgb", "lidar"]).inputs, [(0, 0, 0)] * 25)
+    pipe.set_camera_info(camera_info())
+    _, sweep = pipe.decode("lidar", cloud())
+    labels = np.zeros((H, W), np.uint8)
+    first = FrameSet(
+        10,
+        "rgb",
+        {"rgb": (10, Sample(header(10, "c"), np.zeros((H, W, 3), np.uint8))), "lidar": (5, sweep)},
+    )
+    a = pipe.arrays(first)
+    assert pipe.outputs(first, a, labels, False).points is not None
+    pipe.set_camera_info(camera_info())  # the same camera again (per-frame camera_info)
+    later = FrameSet(
+        60,
+        "rgb",
+        {"rgb": (60, Sample(header(60, "c"), np.zeros((H, W, 3), np.uint8))), "lidar": (5, sweep)},
+        frozenset({"lidar"}),
+    )
+    b = pipe.arrays(later)
+    assert b["lidar"] is a["lidar"]  # its projection (cached on the scan) is not computed again
+    assert pipe.outputs(later, b, labels, False).points is None
+    other = camera_info()
+    other.k = [W, 0, W / 2, 0, W, H / 2, 0, 0, 1]  # another calibration: a new scan
+    pipe.set_camera_info(other)
+    assert pipe.arrays(later)["lidar"] is not a["lidar"]
