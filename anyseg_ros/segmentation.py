@@ -39,7 +39,7 @@ from .core.mailbox import Mailbox, MailboxClosed
 from .core.settings import Settings
 from .core.sync import FrameSet
 from .core.topics import CAMERA_INFO_TOPIC, DIAGNOSTICS_TOPIC, INPUT_TOPICS, OUTPUT_TOPICS
-from .diagnostics import FAILING_AFTER, ClockState, FrameStats, statuses
+from .diagnostics import FAILING_AFTER, ClockState, FrameStats, Status, statuses
 from .pipeline import Pipeline, StartupError, check_segmentor, sync_parameters, synchronizer
 
 POLL_PERIOD_S = 0.01  # how often waits are checked for expiry and sensors for staleness
@@ -73,12 +73,14 @@ class Segmentation:
 
     # ------------------------------------------------------------------ lifecycle steps
 
-    def configure(self, settings: Settings) -> None:
-        """Load, check and warm up the model; create the publishers. Raises StartupError."""
-        try:
-            segmentor = Segmentor.from_checkpoint(settings.checkpoint, device=settings.device)
-        except (CheckpointError, ValueError, OSError) as e:
-            raise StartupError(str(e)) from None
+    def configure(self, settings: Settings, segmentor: Any = None) -> None:
+        """Load (unless ``segmentor`` is given), check and warm up the model; create the
+        publishers. Raises StartupError."""
+        if segmentor is None:
+            try:
+                segmentor = Segmentor.from_checkpoint(settings.checkpoint, device=settings.device)
+            except (CheckpointError, ValueError, OSError) as e:
+                raise StartupError(str(e)) from None
         palette = check_segmentor(settings, segmentor)
         segmentor.warmup()
         self.settings, self.segmentor = settings, segmentor
@@ -318,12 +320,13 @@ class Segmentation:
         self._watch_latched_camera_info()
         self._publish_diagnostics()
 
-    def _publish_diagnostics(self) -> None:
+    def statuses(self) -> list[Status]:
+        """What /diagnostics says now."""
         now = self._now()
         self.clock.running = now != 0
         if not self.clock.running:
             self._clock_not_running()
-        sts = statuses(
+        return statuses(
             self.node.get_name(),
             self.sync,
             now,
@@ -334,5 +337,8 @@ class Segmentation:
             str(self.segmentor.device),
             self.clock,
         )
+
+    def _publish_diagnostics(self) -> None:
+        sts = self.statuses()
         stamp = self.node.get_clock().now().to_msg()
         self._pubs["diagnostics"].publish(messages.diagnostic_array(sts, stamp))

@@ -320,7 +320,23 @@ def test_namespace_sim_time_latched_camera_info_and_live_parameters(
         assert all(np.allclose(c["k"], K.reshape(-1)) for c in cams)
 
         # 3. Parameters at runtime: invalid ones refused with the reason, valid ones applied.
+        from rcl_interfaces.msg import ParameterType as T
+        from rcl_interfaces.srv import DescribeParameters
+
         fqn = "/robot1/anyseg_node"
+        names = ["lidar_extrinsic", "palette", "modalities", "checkpoint", "slop_ms"]
+        described = ros_client.call(
+            DescribeParameters,
+            f"{fqn}/describe_parameters",
+            DescribeParameters.Request(names=names),
+        ).descriptors
+        # Arrays declared with their real types (an empty default used to become a byte array).
+        assert [d.type for d in described[:3]] == [
+            T.PARAMETER_DOUBLE_ARRAY,
+            T.PARAMETER_INTEGER_ARRAY,
+            T.PARAMETER_STRING_ARRAY,
+        ]
+        assert described[3].read_only and not described[4].read_only
         (bad,) = ros_client.set_parameters(fqn, slop_ms="not a number")
         assert not bad.successful and "'slop_ms'" in bad.reason and "number" in bad.reason
         (tiny,) = ros_client.set_parameters(fqn, slop_ms=1e-7)
