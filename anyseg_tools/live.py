@@ -196,6 +196,7 @@ def run_live(
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     executor = SingleThreadedExecutor(context=ctx)
+    spinner: threading.Thread | None = None
     wall0 = time.time_ns()
     try:
         node = rclpy.create_node("anyseg_live_evaluator", context=ctx)
@@ -213,7 +214,8 @@ def run_live(
         if sim_time:
             monitor.clock = replayer.bag_now_ns
         executor.add_node(node)
-        threading.Thread(target=executor.spin, daemon=True).start()
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
 
         # Ready = the node subscribes to every enabled input the bag carries (after its warm-up).
         inputs = [
@@ -259,6 +261,10 @@ def run_live(
         exit_code = kill(proc, grace_s=10.0, first=signal.SIGINT)
         executor.shutdown()
         rclpy.try_shutdown(context=ctx)
+        if spinner is not None:
+            # A thread still inside rcl's wait when the interpreter exits aborts the process
+            # ("terminate called without an active exception"): let it leave first.
+            spinner.join(timeout=5.0)
         log.close()
     scorer = monitor.scorer
     scorer.finish()

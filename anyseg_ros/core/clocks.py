@@ -73,14 +73,17 @@ class ClockOffsets:
     def reset(self) -> None:
         """Forget every sample (the clock jumped back, a source restarted)."""
         self._samples: dict[str, deque[int]] = {n: deque(maxlen=self.window) for n in self.names}
+        self._offset: dict[str, int | None] = dict.fromkeys(self.names)
 
     def add(self, name: str, stamp_ns: int, now_ns: int) -> None:
-        self._samples[name].append(stamp_ns - now_ns)
+        s = self._samples[name]
+        s.append(stamp_ns - now_ns)
+        # Kept up to date here (once per message): it is read several times per message.
+        self._offset[name] = median(s) if len(s) >= self.min_samples else None
 
     def offset_ns(self, name: str) -> int | None:
         """The median offset, or None before ``min_samples`` messages."""
-        s = self._samples[name]
-        return median(s) if len(s) >= self.min_samples else None
+        return self._offset[name]
 
     def is_ahead(self, name: str, stamp_ns: int, now_ns: int) -> bool:
         """True if this message is stamped far past where its stream's median puts it (judged

@@ -176,6 +176,9 @@ class ModalitySynchronizer:
         self._health = HealthMonitor(uniform_timeouts(self.modalities, timeout_ns))
         self._clocks = ClockOffsets(self.modalities)
         self._joins = JoinTracker(self.modalities)
+        self._events: list[SyncEvent] = []
+        self._now: int | None = None
+        self._clock_bad: dict[str, bool] = dict.fromkeys(self.modalities, False)
         self.configure(
             slop_ns=slop_ns,
             timeout_ns=timeout_ns,
@@ -187,10 +190,7 @@ class ModalitySynchronizer:
         self.drops: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
         self.emitted = 0
         self.resets = 0
-        self._events: list[SyncEvent] = []
-        self._now: int | None = None
         self._anchor: str | None = None
-        self._clock_bad: dict[str, bool] = dict.fromkeys(self.modalities, False)
         self._clear()
 
     def configure(
@@ -225,6 +225,8 @@ class ModalitySynchronizer:
         self.max_age_ns = ages
         self._clocks.max_offset_ns = max_clock_offset_ns
         self._startup_ns = max(self._health.timeouts_ns.values())
+        for m in self.modalities:  # a live change of the limit: judge the offsets again
+            self._note_clock(m, self._now or 0)
 
     # ------------------------------------------------------------------ public API
 
@@ -237,13 +239,16 @@ class ModalitySynchronizer:
         now = self._advance_clock(now_ns)
         reason = self._admit(modality, stamp_ns, now)  # may reset
         self._clocks.add(modality, stamp_ns, now)
+        self._note_clock(modality, now)
         if self._start is None:
             self._start = now
         if reason is None:
             buf = self._buffers[modality]
             buf.append(_Msg(stamp_ns, payload, now))
             if self._newest[modality] is not None:
-                self._gaps[modality].append(stamp_ns - self._newest[modality])
+                gaps = self._gaps[modality]
+                gaps.append(stamp_ns - self._newest[modality])
+                self._period[modality] = median(gaps) if len(gaps) >= 3 else None
             self._newest[modality] = stamp_ns
             if len(buf) > self.max_buffer:
                 self._retire(modality, buf.popleft())
@@ -283,7 +288,7 @@ class ModalitySynchronizer:
         return self._clocks.offset_ns(modality)
 
     def clock_ok(self, modality: str) -> bool:
-        return self._clocks.clock_ok(modality)
+        return not self._clock_bad[modality]
 
     @property
     def max_clock_offset_ns(self) -> int:
@@ -329,12 +334,15 @@ class ModalitySynchronizer:
         self._health.reset()
         self._clear()
         self._events.append(SyncEvent(now, "reset", detail=why, degraded=True))
+        for m in self.modalities:  # offsets forgotten: nothing is off the clock any more
+            self._note_clock(m, now)
 
     def _clear(self) -> None:
         # Per modality: unused messages in stamp order (appends only, stamps strictly increase).
         self._buffers: dict[str, deque[_Msg]] = {m: deque() for m in self.modalities}
         self._newest: dict[str, int | None] = dict.fromkeys(self.modalities)
         self._gaps: dict[str, deque[int]] = {m: deque(maxlen=GAP_WINDOW) for m in self.modalities}
+        self._period: dict[str, int | None] = dict.fromkeys(self.modalities)  # median gap
         self._behind: dict[str, int] = dict.fromkeys(self.modalities, 0)
         self._last: dict[str, _Msg | None] = dict.fromkeys(self.modalities)  # newest retired
         self._last_emitted: int | None = None
@@ -385,7 +393,7 @@ class ModalitySynchronizer:
             m
             for m, st in states.items()
             if (st is SensorState.ALIVE or (starting and st is SensorState.OFFLINE))
-            and self._clocks.clock_ok(m)
+            and not self._clock_bad[m]
             and self._joins.waitable(m, now)
         ]
 
@@ -399,10 +407,10 @@ class ModalitySynchronizer:
             return False
         if newest >= stamp:
             return True
-        gaps = self._gaps[modality]
         # The median of recent gaps is the period, robust to extra messages (which make a few
         # gaps short) and to lost ones (a few long); PERIOD_MARGIN absorbs timing jitter.
-        return len(gaps) >= 3 and newest + PERIOD_MARGIN * median(gaps) >= stamp + self.slop_ns
+        period = self._period[modality]
+        return period is not None and newest + PERIOD_MARGIN * period >= stamp + self.slop_ns
 
     def _emit(
         self,
@@ -512,19 +520,6 @@ class ModalitySynchronizer:
             self._events.append(
                 SyncEvent(now, "health", tr.modality, tr.old.value, tr.new.value, degraded=bad)
             )
-        for m in self.modalities:
-            bad = not self._clocks.clock_ok(m)
-            if bad != self._clock_bad[m]:
-                self._clock_bad[m] = bad
-                off = self._clocks.offset_ns(m)
-                limit = self._clocks.max_offset_ns / 1e9
-                detail = (
-                    f"clock offset {off / 1e9:+.3f} s exceeds {limit:.3f} s: not waited for"
-                    if bad
-                    else "clock offset back within "
-                    f"{limit:.3f} s ({'unknown' if off is None else f'{off / 1e9:+.3f} s'})"
-                )
-                self._events.append(SyncEvent(now, "clock", m, detail=detail, degraded=bad))
         anchor = self._anchor_of(states)
         if anchor != self._anchor:
             rank = self.anchor_priority.index
@@ -533,11 +528,28 @@ class ModalitySynchronizer:
             self._anchor = anchor
         return anchor
 
+    def _note_clock(self, m: str, now: int) -> None:
+        """Keep ``_clock_bad`` (read on every call) in step with the offsets, which change only
+        when a message is added, the limit changes or a reset forgets them; report changes."""
+        bad = not self._clocks.clock_ok(m)
+        if bad == self._clock_bad[m]:
+            return
+        self._clock_bad[m] = bad
+        off = self._clocks.offset_ns(m)
+        limit = self._clocks.max_offset_ns / 1e9
+        detail = (
+            f"clock offset {off / 1e9:+.3f} s exceeds {limit:.3f} s: not waited for"
+            if bad
+            else "clock offset back within "
+            f"{limit:.3f} s ({'unknown' if off is None else f'{off / 1e9:+.3f} s'})"
+        )
+        self._events.append(SyncEvent(now, "clock", m, detail=detail, degraded=bad))
+
     def _anchor_of(self, states: Mapping[str, SensorState]) -> str | None:
         alive = [m for m in self.anchor_priority if states[m] is SensorState.ALIVE]
         # A sensor stamped on another clock anchors only if no other can: its stamps would
         # make every other sensor's messages late.
-        return next((m for m in alive if self._clocks.clock_ok(m)), alive[0] if alive else None)
+        return next((m for m in alive if not self._clock_bad[m]), alive[0] if alive else None)
 
 
 def _check_int(name: str, v: Any, low: int) -> None:

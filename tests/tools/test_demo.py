@@ -35,4 +35,5 @@ def test_demo_runs_the_node_and_leaves_no_process(tmp_path):
     assert report["mode"] == "live" and report["node_exit_code"] == 0
     assert set(report["outages"]) == {"lidar", "rgb"}
     assert report["frames"] > 40 and report["mean_miou"] is not None
-    assert _node_pids() == before
+    # Other sessions' nodes may come and go meanwhile: none of ours is left.
+    assert not _node_pids() - before
