@@ -9,11 +9,11 @@ messages of each sensor. It tells three things (docs/architecture.md section 3):
   reported at ERROR level and not waited for;
 - whether one message is far *ahead* of its own stream (more than ``ahead_ns`` past where the
   median puts it): a single mis-stamped message, dropped alone instead of being taken as the
-  stream's newest stamp (which would make the good messages after it look out of order);
+  stream's newest stamp (which would make the good messages after it look out of order). It is
+  kept out of the median too. ``confirm`` such messages in a row are no outlier: the sensor's
+  clock moved (or a backlog of late messages just cleared), and the window starts over from the
+  last one, so a real change costs ``confirm - 1`` messages;
 - nothing until ``min_samples`` messages were seen: one message is no evidence.
-
-Being a median over a window, one outlier barely moves it, and a real change of a sensor's clock
-is taken over once it holds half the window.
 
 :class:`JoinTracker` counts, per sensor, the frame sets that waited for it in vain (the wait ran
 out and it did not join). After ``after`` such misses in a row it is *unsynchronised*: frames stop
@@ -56,38 +56,49 @@ class ClockOffsets:
         ahead_ns: int = 250_000_000,
         window: int = 16,
         min_samples: int = 3,
+        confirm: int = 3,
     ) -> None:
         for name, v, low in (
             ("max_offset_ns", max_offset_ns, 0),
             ("ahead_ns", ahead_ns, 1),
             ("window", window, 1),
             ("min_samples", min_samples, 1),
+            ("confirm", confirm, 1),
         ):
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {v!r}")
         self.names = tuple(names)
         self.max_offset_ns, self.ahead_ns = max_offset_ns, ahead_ns
-        self.window, self.min_samples = window, min_samples
+        self.window, self.min_samples, self.confirm = window, min_samples, confirm
         self.reset()
 
     def reset(self) -> None:
         """Forget every sample (the clock jumped back, a source restarted)."""
         self._samples: dict[str, deque[int]] = {n: deque(maxlen=self.window) for n in self.names}
         self._offset: dict[str, int | None] = dict.fromkeys(self.names)
+        self._ahead: dict[str, int] = dict.fromkeys(self.names, 0)  # outliers in a row
 
-    def add(self, name: str, stamp_ns: int, now_ns: int) -> None:
-        s = self._samples[name]
-        s.append(stamp_ns - now_ns)
+    def observe(self, name: str, stamp_ns: int, now_ns: int) -> bool:
+        """Record one message; True if it is a lone far-ahead outlier (the caller drops it),
+        which is then left out of the median."""
+        s, offset = self._samples[name], stamp_ns - now_ns
+        if self.is_ahead(name, stamp_ns, now_ns):
+            self._ahead[name] += 1
+            if self._ahead[name] < self.confirm:
+                return True
+            s.clear()  # not an outlier: the stream itself moved; start over from here
+        self._ahead[name] = 0
+        s.append(offset)
         # Kept up to date here (once per message): it is read several times per message.
         self._offset[name] = median(s) if len(s) >= self.min_samples else None
+        return False
 
     def offset_ns(self, name: str) -> int | None:
         """The median offset, or None before ``min_samples`` messages."""
         return self._offset[name]
 
     def is_ahead(self, name: str, stamp_ns: int, now_ns: int) -> bool:
-        """True if this message is stamped far past where its stream's median puts it (judged
-        before the message is added)."""
+        """True if this message is stamped far past where its stream's median puts it."""
         off = self.offset_ns(name)
         return off is not None and stamp_ns - now_ns - off > self.ahead_ns
 

@@ -237,9 +237,9 @@ class ModalitySynchronizer:
                 f"modality {modality!r} is not enabled; enabled: {list(self.modalities)}"
             )
         now = self._advance_clock(now_ns)
-        reason = self._admit(modality, stamp_ns, now)  # may reset
-        self._clocks.add(modality, stamp_ns, now)
-        self._note_clock(modality, now)
+        ahead = self._clocks.observe(modality, stamp_ns, now)  # every message counts, but one
+        self._note_clock(modality, now)  # far-ahead outlier is kept out of the median
+        reason = self._admit(modality, stamp_ns, now, ahead)  # may reset
         if self._start is None:
             self._start = now
         if reason is None:
@@ -300,11 +300,11 @@ class ModalitySynchronizer:
 
     # ------------------------------------------------------------------ admission
 
-    def _admit(self, modality: str, stamp: int, now: int) -> str | None:
+    def _admit(self, modality: str, stamp: int, now: int, ahead: bool) -> str | None:
         """None if the message may be buffered, else the drop reason."""
         if self.max_future_ns is not None and stamp > now + self.max_future_ns:
             return "future"
-        if self._clocks.is_ahead(modality, stamp, now):
+        if ahead:
             return "ahead"  # kept out of _newest: the good messages after it still count
         newest = self._newest[modality]
         if newest is not None and stamp <= newest:

@@ -120,6 +120,25 @@ def test_duplicates_and_out_of_order_messages_cost_only_themselves(normal):
     assert sync.resets == 0
 
 
+def test_a_backlog_that_clears_costs_two_messages_not_half_a_window():
+    """A loaded host: depth arrives 400 ms late for two seconds, then on time again. Its fresh
+    messages look far ahead of the median; the third in a row shows the stream moved."""
+    arrivals, last = [], 0
+    for now, m, stamp in streams({"rgb": 20, "depth": 20}, 4.0):
+        if m == "depth":
+            # 400 ms behind until 1.6 s; then, in order (DDS keeps a writer's order), the queue
+            # goes out in a burst at 2 s and later messages come on time.
+            backlog = stamp < T0 + 1600 * MS
+            now = stamp + 400 * MS if backlog else max(now, T0 + 2 * S, last + MS)
+            last = now
+        arrivals.append((now, m, stamp))
+    sync = make(("rgb", "depth"))
+    sets, _ = run(sync, sorted(arrivals))
+    assert sync.drops["ahead"] <= 2
+    after = [fs for fs in sets if fs.stamp_ns > T0 + 2.5 * S]
+    assert after and all("depth" in fs.items for fs in after)
+
+
 # ---------------------------------------------------------------- clocks that disagree
 
 
@@ -244,17 +263,22 @@ def test_configure_takes_effect_from_the_next_set_and_keeps_state():
 
 
 def test_clock_offsets_median_window_and_outliers():
-    c = ClockOffsets(["a"], max_offset_ns=500, ahead_ns=100, window=5, min_samples=3)
+    c = ClockOffsets(["a"], max_offset_ns=500, ahead_ns=100, window=5, min_samples=3, confirm=3)
     assert c.offset_ns("a") is None and c.clock_ok("a") and not c.is_ahead("a", 10**6, 0)
     for k in range(3):
-        c.add("a", k * 1000 - 20, k * 1000)  # 20 ns of latency
+        assert not c.observe("a", k * 1000 - 20, k * 1000)  # 20 ns of latency
     assert c.offset_ns("a") == -20 and c.clock_ok("a")
     assert c.is_ahead("a", 5000 + 81, 5000) and not c.is_ahead("a", 5000 + 80, 5000)
-    c.add("a", 10**6, 4000)  # one outlier barely moves the median
-    assert c.offset_ns("a") == -20
-    for k in range(3):  # a real change of clock takes over once it holds the window's middle
-        c.add("a", 10_000 + k, 1000 + k)
-    assert c.offset_ns("a") == 9000 and not c.clock_ok("a")
+    assert c.observe("a", 10**6, 4000)  # a lone outlier: dropped, and kept out of the median
+    assert not c.observe("a", 5000 - 20, 5000) and c.offset_ns("a") == -20
+    # The stream itself moved (a clock step, a backlog that cleared): the third message in a
+    # row that far ahead is taken, and the window starts over from it.
+    assert c.observe("a", 10_000 + 6000, 6000) and c.observe("a", 10_000 + 7000, 7000)
+    assert not c.observe("a", 10_000 + 8000, 8000)
+    assert c.offset_ns("a") is None  # one sample of the new offset so far
+    for k in range(2):
+        assert not c.observe("a", 10_000 + 9000 + k, 9000 + k)
+    assert c.offset_ns("a") == 10_000 and not c.clock_ok("a")
     assert ClockOffsets(["a"], max_offset_ns=0).clock_ok("a")  # 0: never judged
     with pytest.raises(ValueError, match="ahead_ns"):
         ClockOffsets(["a"], ahead_ns=0)
