@@ -16,7 +16,8 @@ messages of each sensor. It tells three things (docs/architecture.md section 3):
 - nothing until ``min_samples`` messages were seen: one message is no evidence.
 
 :class:`JoinTracker` counts, per sensor, the frame sets that waited for it in vain (the wait ran
-out and it did not join). After ``after`` such misses in a row it is *unsynchronised*: frames stop
+out, it did not join, and it did send meanwhile: a sensor that falls silent is going stale, not
+unsynchronised). After ``after`` such misses without a join it is *unsynchronised*: frames stop
 waiting for it, except for one probe every ``probe_ns``, and it is synchronised again as soon as
 it joins a set. Its stamps may be within ``max_offset_ns`` of the clock and still never within
 slop of the others (a constant offset of 100 ms, a latency longer than the wait).

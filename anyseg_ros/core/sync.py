@@ -295,7 +295,7 @@ class ModalitySynchronizer:
         return self._clocks.max_offset_ns
 
     def unsynchronised(self, modality: str) -> bool:
-        """Waited for in vain too many sets in a row (no longer waited for, bar probes)."""
+        """Waited for in vain by too many sets (no longer waited for, bar probes)."""
         return self._joins.unsynchronised(modality)
 
     # ------------------------------------------------------------------ admission
@@ -440,7 +440,7 @@ class ModalitySynchronizer:
             if m in self._buffers[modality]:
                 self._buffers[modality].remove(m)
                 self._retire(modality, m)
-        self._track_joins(anchor, t, now, chosen.keys() - reused, waitable, states)
+        self._track_joins(anchor, msg, now, chosen.keys() - reused, waitable, states)
         self._last_emitted = t
         self.emitted += 1
         items = {m: (chosen[m].stamp, chosen[m].payload) for m in self.modalities if m in chosen}
@@ -461,16 +461,17 @@ class ModalitySynchronizer:
     def _track_joins(
         self,
         anchor: str,
-        t: int,
+        msg: _Msg,
         now: int,
         joined: Iterable[str],
         waitable: list[str],
         states: Mapping[str, SensorState],
     ) -> None:
-        """Count sets that waited for an alive sensor in vain (it did not join within slop, and
-        it was not settled: the wait ran out for it); report the unsynchronised ones and their
-        recovery. A message reused by max_age is no join: it says nothing about the clock."""
-        joined = set(joined)
+        """Count sets that waited for an alive sensor in vain: it did not join within slop, it
+        was not settled (the wait ran out for it), and it did send during the wait (a sensor
+        falling silent is going stale, not unsynchronised). Report the unsynchronised ones and
+        their recovery. A message reused by max_age is no join: it says nothing about clocks."""
+        joined, t = set(joined), msg.stamp
         for m in self.modalities:
             if m == anchor:
                 continue
@@ -478,10 +479,14 @@ class ModalitySynchronizer:
                 if self._joins.joined(m):
                     self._events.append(SyncEvent(now, "sync", m, detail="synchronised again"))
                 continue
-            waited = m in waitable and states[m] is SensorState.ALIVE and not self._settled(m, t)
+            if m not in waitable or states[m] is not SensorState.ALIVE or self._settled(m, t):
+                continue
+            heard = self._health.last_seen_ns(m)
+            # A probe of an unsynchronised sensor that did not join has failed either way.
+            waited = self._joins.unsynchronised(m) or (heard is not None and heard >= msg.arrival)
             if waited and self._joins.missed(m, now):
                 n = self._joins.misses[m]
-                detail = f"unsynchronised (waited for in vain {n} frame sets in a row): "
+                detail = f"unsynchronised ({n} frame sets waited for it in vain): "
                 self._events.append(
                     SyncEvent(now, "sync", m, detail=detail + "no longer waited for", degraded=True)
                 )
