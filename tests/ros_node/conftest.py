@@ -32,7 +32,9 @@ class RosClient:
         self.executor = SingleThreadedExecutor(context=self.ctx)
         self.executor.add_node(self.node)
         self._stop = threading.Event()
-        threading.Thread(target=self.executor.spin, daemon=True).start()
+        self._clock: threading.Thread | None = None
+        self._spinner = threading.Thread(target=self.executor.spin, daemon=True)
+        self._spinner.start()
 
     def call(self, srv_type, name: str, request, timeout: float = 15.0):
         """Call a service and wait for its response (the executor thread completes it)."""
@@ -87,14 +89,18 @@ class RosClient:
                 msg.clock.sec, msg.clock.nanosec = now // 10**9, now % 10**9
                 pub.publish(msg)
 
-        threading.Thread(target=tick, daemon=True).start()
+        self._clock = threading.Thread(target=tick, daemon=True)
+        self._clock.start()
 
     def close(self) -> None:
         import rclpy
 
         self._stop.set()
+        if self._clock is not None:
+            self._clock.join(timeout=5.0)  # it must not publish on a destroyed node
         self.executor.shutdown()
         rclpy.try_shutdown(context=self.ctx)
+        self._spinner.join(timeout=5.0)
 
 
 @pytest.fixture
