@@ -39,6 +39,9 @@ setup(
             "ros-diagnostic-msgs",
             "ros-rcl-interfaces",
             "ros-rmw-fastrtps-cpp",
+            "ros-lifecycle-msgs",  # anyseg_lifecycle_node
+            "ros-rcl-lifecycle",
+            "ros-rosgraph-msgs",  # anyseg-replay --clock
         ],
         "train": [
             "rosbags>=0.10",
@@ -65,6 +68,7 @@ setup(
     entry_points={
         "console_scripts": [
             "anyseg_node = anyseg_ros.node:main",
+            "anyseg_lifecycle_node = anyseg_ros.lifecycle_node:main",
             "anyseg-replay = anyseg_tools.replay:main",
             "anyseg-evaluate = anyseg_tools.evaluate:main",
             "anyseg-synthesize = anyseg_sim.cli:main",

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from anyseg_model.representations import DEFAULT_REPRESENTATIONS
+from anyseg_model.representations import DEFAULT_REPRESENTATIONS, LidarScan
 
 from . import transport
 from .core.decode import (
@@ -58,15 +58,22 @@ EVENT_MESSAGE_TYPES = {
 }
 
 
+def sync_parameters(settings: SyncSettings) -> dict[str, Any]:
+    """:meth:`ModalitySynchronizer.configure` arguments of validated settings."""
+    return {
+        "slop_ns": settings.slop_ns,
+        "timeout_ns": dict(settings.timeout_ns),
+        "wait_ns": settings.wait_ns,
+        "anchor_priority": settings.anchor_priority,
+        "max_age_ns": dict(settings.max_age_ns),
+        "max_clock_offset_ns": settings.max_clock_offset_ns,
+    }
+
+
 def synchronizer(settings: SyncSettings) -> ModalitySynchronizer:
-    """The synchroniser for validated settings (the node's, and the offline tools')."""
-    return ModalitySynchronizer(
-        settings.modalities,
-        settings.slop_ns,
-        settings.timeout_ns,
-        settings.wait_ns,
-        settings.anchor_priority,
-    )
+    """The synchroniser for validated settings (the node's, and the offline tools'); a live
+    change reconfigures it with ``sync.configure(**sync_parameters(new))``."""
+    return ModalitySynchronizer(settings.modalities, **sync_parameters(settings))
 
 
 class InputTopic(NamedTuple):
@@ -95,8 +102,8 @@ def input_topics(settings: InputSettings, modalities: tuple[str, ...]) -> list[I
             kind = "Image" if tr == "raw" else "CompressedImage"
             out.append(InputTopic("sensor", m, transport_topic(m, tr), f"sensor_msgs/msg/{kind}"))
     cams = [m for m in ("rgb", "depth", "event") if m in modalities]
-    if "lidar" in modalities and "rgb" not in cams:
-        cams.insert(0, "rgb")  # the LiDAR is projected into the RGB camera
+    if "rgb" not in cams:
+        cams.insert(0, "rgb")  # the output camera is the RGB camera; the LiDAR projects into it
     for m in cams:
         out.append(
             InputTopic("camera_info", m, CAMERA_INFO_TOPICS[m], "sensor_msgs/msg/CameraInfo")
@@ -158,14 +165,31 @@ class Sample:
     cloud: Any = None  # LiDAR: the decoded core.pointclouds.Cloud (to label the input cloud)
 
 
+@dataclass(frozen=True)
+class OutputCamera:
+    """The camera the labels are published on: frame_id and grid (K at that size, None while
+    unknown). Labels, colour and segmentation/camera_info all carry it (see
+    :meth:`Pipeline.output_camera` for the rule)."""
+
+    frame_id: str
+    width: int
+    height: int
+    K: np.ndarray | None
+    D: np.ndarray | None = None
+    distortion_model: str = "plumb_bob"
+    source: str = "rgb"  # "rgb" | "camera_info" | "calibration" | "anchor"
+
+
 @dataclass
 class Outputs:
-    """Outgoing message contents for one frame (constructor kwargs, headers apart)."""
+    """Outgoing message contents for one frame (constructor kwargs, headers apart): labels and
+    colour on ``camera``'s grid, stamped with the anchor's stamp and ``camera.frame_id``."""
 
     labels: dict[str, Any]
     color: dict[str, Any] | None
     points: dict[str, Any] | None
     info: dict[str, Any]
+    camera: OutputCamera
 
 
 class Pipeline:
@@ -186,6 +210,8 @@ class Pipeline:
         self.palette = np.asarray(palette, np.uint8)
         self.cameras: dict[str, CameraModel] = {}  # from each camera's camera_info
         self.tf = TfTree()
+        self._rgb: tuple[str, int, int] | None = None  # the last RGB image's frame_id, w, h
+        self._last_scan: tuple[Sample, tuple, LidarScan] | None = None
         self.errors: Counter[str] = Counter()  # "modality/reason" -> count
         self.notes: list[str] = []  # things to say once (the node logs them as they come)
         self._noted: set[str] = set()
@@ -400,14 +426,56 @@ class Pipeline:
                 self.extrinsic_source = f"tf {lidar_frame} -> {self._rgb_frame(fs)}"
                 self.note("extrinsic", f"lidar extrinsic from {self.extrinsic_source}")
         h, w = _reference_size(images, cam)
-        return lidar_scan(sample.data, scaled(cam, w, h), T, (w, h))
+        return self._scan(sample, scaled(cam, w, h), T, (w, h))
+
+    def _scan(
+        self, sample: Sample, cam: CameraModel, T: np.ndarray, size: tuple[int, int]
+    ) -> LidarScan:
+        """The LidarScan of a sweep; the previous one again (with its projection, computed once)
+        when max_age reuses the same sweep with the same camera and extrinsic."""
+        key = (cam.K, cam.D, T, size)
+        last = self._last_scan
+        if last is not None and last[0] is sample and _same(last[1], key):
+            return last[2]
+        scan = lidar_scan(sample.data, cam, T, size)
+        self._last_scan = (sample, key, scan)
+        return scan
+
+    def output_camera(
+        self, fs: FrameSet, arrays: dict[str, Any], labels: np.ndarray
+    ) -> OutputCamera:
+        """The camera the labels go out on, whichever sensor anchors: the RGB camera's grid and
+        frame_id, from the newest RGB image seen (so a depth- or LiDAR-anchored frame keeps the
+        RGB grid while RGB is stale), with K from rgb/camera_info (or the calibration file)
+        scaled to that grid. Before any RGB image: the camera model's own grid (frame_id from
+        its camera_info, else the anchor's); without a camera model either, the anchor image's
+        own grid and frame_id, K unknown."""
+        if "rgb" in arrays:
+            h, w = arrays["rgb"].shape[:2]
+            self._rgb = (fs.payload("rgb").header.frame_id, int(w), int(h))
+        cam = self.camera
+        dist = getattr(cam, "distortion_model", "plumb_bob")
+        if self._rgb is not None:
+            frame_id, w, h = self._rgb
+            K = None if cam is None else scaled(cam, w, h).K
+            return OutputCamera(frame_id, w, h, K, None if cam is None else cam.D, dist, "rgb")
+        anchor_frame = fs.payload(fs.anchor).header.frame_id
+        if cam is not None:
+            source = "camera_info" if cam.frame_id else "calibration"
+            frame_id = cam.frame_id or anchor_frame
+            return OutputCamera(frame_id, cam.width, cam.height, cam.K, cam.D, dist, source)
+        h, w = labels.shape[:2]
+        return OutputCamera(anchor_frame, int(w), int(h), None, source="anchor")
 
     def outputs(
         self, fs: FrameSet, arrays: dict[str, Any], labels: np.ndarray, want_color: bool
     ) -> Outputs:
-        color = build_image(colorize(labels, self.palette), "rgb8") if want_color else None
+        """Message contents for a segmented frame set: labels (and colour) resized nearest onto
+        the output camera's grid, the LiDAR points labelled by the pixel each projects to."""
         points = None
-        if "lidar" in arrays:
+        # A sweep reused by max_age was published with an earlier frame already: publishing it
+        # again would repeat its stamp on segmentation/points.
+        if "lidar" in arrays and "lidar" not in fs.reused:
             scan = arrays["lidar"]
             point_labels = labels_for_points(scan.projection.pixel, labels)
             cloud = fs.payload("lidar").cloud
@@ -417,13 +485,38 @@ class Pipeline:
                 if cloud is not None
                 else build_pointcloud(scan.points, point_labels)
             )
+        camera = self.output_camera(fs, arrays, labels)
+        labels = resize_labels(labels, camera.width, camera.height)
+        color = build_image(colorize(labels, self.palette), "rgb8") if want_color else None
         info = {
             "stamp_ns": fs.stamp_ns,
             "anchor": fs.anchor,
             "modalities": list(arrays),
             "size": [int(labels.shape[1]), int(labels.shape[0])],
+            "frame_id": camera.frame_id,
+            # How much older each member is than the anchor; "reused": taken by max_age.
+            "age_ms": {m: round(a / 1e6, 3) for m, a in fs.ages_ns.items() if m in arrays},
+            "reused": sorted(fs.reused),
         }
-        return Outputs(build_image(labels, "mono8"), color, points, info)
+        return Outputs(build_image(labels, "mono8"), color, points, info, camera)
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    return all(
+        (x is None and y is None) or (x is not None and y is not None and np.array_equal(x, y))
+        for x, y in zip(a, b, strict=True)
+    )
+
+
+def resize_labels(labels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Class ids resampled nearest (pixel centres) to ``width`` x ``height``; the same array when
+    the size already fits. Assumes the images are registered (same field of view)."""
+    h, w = labels.shape[:2]
+    if (w, h) == (width, height):
+        return labels
+    rows = ((np.arange(height) + 0.5) * h / height).astype(np.intp)
+    cols = ((np.arange(width) + 0.5) * w / width).astype(np.intp)
+    return labels[np.ix_(np.minimum(rows, h - 1), np.minimum(cols, w - 1))]
 
 
 def _reference_size(arrays: dict[str, Any], cam: CameraModel) -> tuple[int, int]:
@@ -438,10 +531,12 @@ __all__ = [
     "DecodeError",
     "InputTopic",
     "input_topics",
+    "OutputCamera",
     "Outputs",
     "Pipeline",
     "Sample",
     "StartupError",
     "check_segmentor",
+    "sync_parameters",
     "synchronizer",
 ]

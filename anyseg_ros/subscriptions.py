@@ -56,8 +56,9 @@ def subscribe(
     modalities: tuple[str, ...],
     on_sensor: Callable[[str, Any], None],
     on_camera_info: Callable[[str, Any], None],
-) -> dict[str, str]:
-    """Create every input subscription; returns the resolved topic name per modality."""
+) -> tuple[dict[str, str], list[Any], dict[str, str]]:
+    """Create every input subscription; returns the resolved topic name per modality, the
+    subscriptions, and the resolved camera_info topic per camera."""
     s = pipeline.settings
     compressed = [
         m
@@ -72,6 +73,8 @@ def subscribe(
                 f"{compressed[0]}.transport {s.transports[compressed[0]]}: {e}"
             ) from None
     topics: dict[str, str] = {}
+    cameras: dict[str, str] = {}
+    subs: list[Any] = []
     for spec in input_topics(s, modalities):
         cls = _import(spec)
         if cls is None:
@@ -83,18 +86,20 @@ def subscribe(
             topics[m] = sub.topic_name
         elif spec.kind == "camera_info":
             m = spec.modality
-            node.create_subscription(
+            sub = node.create_subscription(
                 cls, spec.topic, lambda msg, m=m: on_camera_info(m, msg), qos_profile_sensor_data
             )
+            cameras[m] = sub.topic_name
         else:
             static = spec.kind == "tf_static"
-            node.create_subscription(
+            sub = node.create_subscription(
                 cls,
                 spec.topic,
                 lambda msg, static=static: pipeline.add_tf(msg, static),
                 TF_STATIC_QOS if static else TF_QOS,
             )
-    return topics
+        subs.append(sub)
+    return topics, subs, cameras
 
 
 def _import(spec: InputTopic) -> Any:

@@ -1,12 +1,15 @@
 """The synthetic world as live sensor topics: a stand-in rig for the node's tests and benchmarks.
 
     python -m anyseg_sim.live_rig [--rates rgb=15,depth=15,event=15,lidar=10] [--width 160]
+        [--camera-info frame|latched] [--ros-args -r __ns:=/robot1]
 
 
 Publishes rgb/image (+ rgb/camera_info), depth/image, event/image and lidar/points like one
 synchronised device: a 30 Hz tick, each sensor on the ticks that give its rate, stamped with the
-tick time plus a little jitter. Subscribes to the node's outputs and prints one JSON line per
-event on stdout; reads commands on stdin:
+tick time plus a little jitter. camera_info goes out with every RGB frame (best effort), or
+with ``--camera-info latched`` once, reliable and transient_local, as calibration publishers do.
+Subscribes to the node's outputs and prints one JSON line per event on stdout; reads commands on
+stdin:
 
     stop <modality> | start <modality> | bad <kind> | quit
 
@@ -34,7 +37,8 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.utilities import remove_ros_args
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import String
 
@@ -145,9 +149,17 @@ class Rig(Node):
                 {**k, **_compressed_kwargs(f)} for k, f in zip(self.frames, frames, strict=True)
             ]
         self.pubs = {m: self._publisher(m) for m in self.rates}
-        self.pub_info = self.create_publisher(
-            CameraInfo, CAMERA_INFO_TOPIC, qos_profile_sensor_data
+        self.latched = args.camera_info == "latched"
+        info_qos = (
+            QoSProfile(
+                depth=1,
+                reliability=ReliabilityPolicy.RELIABLE,
+                durability=DurabilityPolicy.TRANSIENT_LOCAL,
+            )
+            if self.latched
+            else qos_profile_sensor_data
         )
+        self.pub_info = self.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, info_qos)
         self.commands: queue.Queue[str] = queue.Queue()
         self.tick = 0
         self.rng = np.random.default_rng(1)
@@ -159,11 +171,17 @@ class Rig(Node):
             d=cam.D.tolist(),
             p=cam.P.reshape(-1).tolist(),
         )
+        if self.latched:
+            self.camera_info.header = self._header(time.time_ns(), "rgb")
+            self.pub_info.publish(self.camera_info)  # once, before the node may even exist
         self.create_subscription(Image, OUTPUT_TOPICS["labels"], self._on_labels, 10)
         self.create_subscription(
             String, OUTPUT_TOPICS["info"], lambda m: emit(ev="info", **json.loads(m.data)), 10
         )
         self.create_subscription(PointCloud2, OUTPUT_TOPICS["points"], self._on_points, 10)
+        self.create_subscription(
+            CameraInfo, OUTPUT_TOPICS["camera_info"], self._on_output_camera, 10
+        )
         self.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, self._on_diagnostics, 10)
         self.create_timer(1.0 / TICK_HZ, self._on_tick)
         threading.Thread(target=self._read_stdin, daemon=True).start()
@@ -206,9 +224,9 @@ class Rig(Node):
                 self.pubs[m].publish(PointCloud2(header=header, **frame[m]))
             else:
                 self.pubs[m].publish(Image(header=header, **frame[m]))
-            if m == "rgb":
-                self.camera_info.header = header
-                self.pub_info.publish(self.camera_info)
+                if m == "rgb" and not self.latched:
+                    self.camera_info.header = header
+                    self.pub_info.publish(self.camera_info)
             emit(ev="pub", m=m, stamp=stamp)
         self.tick += 1
 
@@ -240,6 +258,16 @@ class Rig(Node):
             h=msg.height,
             enc=msg.encoding,
             latency_ms=(time.time_ns() - stamp) / 1e6,
+        )
+
+    def _on_output_camera(self, msg: CameraInfo) -> None:
+        emit(
+            ev="camera_info",
+            stamp=msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec,
+            frame_id=msg.header.frame_id,
+            w=msg.width,
+            h=msg.height,
+            k=list(msg.k),
         )
 
     def _on_points(self, msg: PointCloud2) -> None:
@@ -287,8 +315,9 @@ def main() -> None:
     p.add_argument("--height", type=int, default=120)
     p.add_argument("--listen", action="store_true")
     p.add_argument("--compressed", action="store_true", help="rgb jpeg, depth compressedDepth")
-    args = p.parse_args()
-    rclpy.init()
+    p.add_argument("--camera-info", choices=("frame", "latched"), default="frame")
+    args = p.parse_args(remove_ros_args(sys.argv)[1:])
+    rclpy.init()  # takes the --ros-args (a namespace) from sys.argv
     node = Listener() if args.listen else Rig(args)
     try:
         rclpy.spin(node)

@@ -4,7 +4,8 @@
 
 offline: the node's decode + sync + model path on the bag with no DDS (deterministic).
 live:    the real node as a process, the bag replayed into it over DDS, its outputs matched to
-         the bag's ground-truth labels by stamp.
+         the bag's ground-truth labels by stamp; --sim-time runs the node with use_sim_time on
+         the replay's /clock (bag time, recorded stamps).
 Both write DIR/report.json, DIR/report.md and PNG plots, and print the per-subset table.
 """
 
@@ -20,13 +21,14 @@ from typing import Any
 import yaml
 
 from anyseg_model import CheckpointError, Segmentor
+from anyseg_model.metrics import miou
 from anyseg_ros.core.settings import Settings, SettingsError
 from anyseg_ros.core.topics import LABELS_TOPIC, TF_STATIC_TOPIC, TF_TOPIC, normalize
 from anyseg_ros.pipeline import lidar_max_intensity
 
 from .bag import BagError, find_calibration, parse_drop, read_bag
 from .params import parameter_values
-from .report import build_report, outage_timeline, write_report
+from .report import build_report, outage_timeline, schedule_spans, write_report
 from .scoring import run_offline
 from .walk import bag_inputs
 
@@ -54,6 +56,7 @@ def evaluate(
     tolerance_ms: float = 30.0,
     export_ply: int = 0,
     on_line: Callable[[str], None] = print,
+    sim_time: bool = False,
 ) -> Evaluation:
     """Evaluate ``checkpoint`` on a bag in ``mode`` and write the report into ``out``.
 
@@ -84,6 +87,8 @@ def evaluate(
 
     failed = False
     tolerance_ns = int(tolerance_ms * 1e6)
+    if sim_time and mode != "live":
+        raise ValueError("--sim-time works in live mode (offline runs on the bag's time anyway)")
     if mode == "offline":
         run = run_offline(
             bag,
@@ -126,6 +131,7 @@ def evaluate(
                 segmentor.classes,
                 tolerance_ns,
                 on_line,
+                sim_time=sim_time,
             )
         except NodeFailed as e:
             on_line(f"node failed: {e}")
@@ -142,14 +148,23 @@ def evaluate(
     meta = {
         "bag": str(bag_path),
         "mode": mode,
+        "sim_time": sim_time,
         "checkpoint": str(checkpoint),
         "drops": list(drops),
+        "schedule": schedule_spans(windows, _duration_s(bag)),
         "bag_error": bag.error,
         **extra,
     }
+    conf = scorer.scores.conf
+    # Over every scored frame together: comparable between runs whose subset mix differs.
+    meta["miou_all_frames"] = round(100 * miou(sum(conf.values())), 2) if conf else None
     report = build_report(frames, scorer.scores.to_dict(), scorer.per_frame, meta, outages, dropped)
     written = write_report(out, report, frames, scorer.per_frame, segmentor.palette)
     return Evaluation(report, written, scorer.scores.table(), failed)
+
+
+def _duration_s(bag) -> float:
+    return (bag.records[-1].log_ns - bag.records[0].log_ns) * 1e-9 if bag.records else 0.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -172,6 +187,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--device", default="auto")
     ap.add_argument("--rate", type=float, default=1.0, help="live mode: replay speed")
+    ap.add_argument(
+        "--sim-time",
+        action="store_true",
+        help="live mode: the node with use_sim_time, the replay publishing /clock",
+    )
     ap.add_argument(
         "--export-ply",
         type=int,
@@ -206,6 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tolerance_ms=args.match_tolerance_ms,
             export_ply=args.export_ply,
             on_line=say,
+            sim_time=args.sim_time,
         )
     except (BagError, CheckpointError, SettingsError, ValueError, OSError) as e:
         print(f"anyseg-evaluate: {e}", file=sys.stderr)

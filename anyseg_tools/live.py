@@ -4,8 +4,10 @@ matched to the bag's ground truth as they arrive.
 The evaluator runs in this process on its own rclpy context: a :class:`Replayer` publishes the
 bag (stamps shifted onto the wall clock, ground truth with them) and a :class:`Monitor` subscribes
 to segmentation/labels, segmentation/info and /diagnostics. Latency is measured where a user would:
-header stamp -> labels received. DDS settings come from the environment (the demo and the tests
-set loopback-only ones, see :mod:`anyseg_tools.localdds`).
+header stamp -> labels received. With ``sim_time`` the node runs with ``use_sim_time`` and the
+replay publishes /clock from the bag's time with the recorded stamps (latency is then measured
+on the bag's clock). DDS settings come from the environment (the demo and the tests set
+loopback-only ones, see :mod:`anyseg_tools.localdds`).
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class Monitor:
     node_frames: int = 0
     anchor: str = ""
     sensors: dict[str, str] = field(default_factory=dict)
+    clock: Callable[[], int | None] = time.time_ns  # the clock the stamps are on
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -79,7 +82,7 @@ class Monitor:
 
     # -- callbacks (executor thread)
     def on_labels(self, msg) -> None:
-        received = time.time_ns()
+        received = self.clock()
         with self.lock:
             self._labels[stamp_ns(msg.header)] = (received, decode_image(msg, allowed=("mono8",)))
             self._join()
@@ -130,7 +133,7 @@ class Monitor:
                 info["anchor"],
                 mods,
                 labels,
-                (received - stamp) / 1e6,
+                None if received is None else (received - stamp) / 1e6,
                 info["processing_ms"],
                 image,
             )
@@ -143,7 +146,7 @@ class Monitor:
                 f"{m}:{'on' if self.sensors.get(m) == 'alive' else self.sensors.get(m, '-')}"
                 for m in INPUT_TOPICS
             )
-            recent = [f.latency_ms for f in self.frames[-20:]]
+            recent = [f.latency_ms for f in self.frames[-20:] if f.latency_ms is not None]
             last = subset_name(self.frames[-1].modalities) if self.frames else "-"
             scores = self.scorer.scores
             d = scores.to_dict()
@@ -167,9 +170,10 @@ def run_live(
     tolerance_ns: int = 30_000_000,
     on_line: Callable[[str], None] = print,
     startup_timeout_s: float = 120.0,
+    sim_time: bool = False,
 ) -> LiveRun:
     """Start the node with parameter ``values`` (``modalities`` enabled), replay ``bag`` into it
-    and collect its outputs."""
+    and collect its outputs (``sim_time``: the node on the bag's /clock)."""
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
@@ -179,7 +183,8 @@ def run_live(
 
     workdir = Path(tempfile.mkdtemp(prefix="anyseg_live_"))
     check_names(values)
-    params = write_params(workdir / "params.yaml", values)
+    # use_sim_time is rclpy's own parameter, not one of the table's
+    params = write_params(workdir / "params.yaml", {**values, "use_sim_time": sim_time})
     log = (workdir / "node.log").open("wb")
     proc = start(
         [sys.executable, "-m", "anyseg_ros.node", "--ros-args", "--params-file", str(params)],
@@ -191,6 +196,7 @@ def run_live(
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     executor = SingleThreadedExecutor(context=ctx)
+    spinner: threading.Thread | None = None
     wall0 = time.time_ns()
     try:
         node = rclpy.create_node("anyseg_live_evaluator", context=ctx)
@@ -204,9 +210,12 @@ def run_live(
         node.create_subscription(
             Image, INPUT_TOPICS["rgb"], monitor.on_image, qos_profile_sensor_data
         )
-        replayer = Replayer(node, bag, rate=rate, drops=drops)
+        replayer = Replayer(node, bag, rate=rate, drops=drops, clock=sim_time)
+        if sim_time:
+            monitor.clock = replayer.bag_now_ns
         executor.add_node(node)
-        threading.Thread(target=executor.spin, daemon=True).start()
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
 
         # Ready = the node subscribes to every enabled input the bag carries (after its warm-up).
         inputs = [
@@ -252,6 +261,10 @@ def run_live(
         exit_code = kill(proc, grace_s=10.0, first=signal.SIGINT)
         executor.shutdown()
         rclpy.try_shutdown(context=ctx)
+        if spinner is not None:
+            # A thread still inside rcl's wait when the interpreter exits aborts the process
+            # ("terminate called without an active exception"): let it leave first.
+            spinner.join(timeout=5.0)
         log.close()
     scorer = monitor.scorer
     scorer.finish()

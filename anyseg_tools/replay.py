@@ -1,13 +1,17 @@
 """Play a rosbag2 recording into live ROS 2 topics, dropping sensors over time windows.
 
-    anyseg-replay BAG [--rate R] [--loop] [--drop lidar:5-10 ...] [--no-restamp]
+    anyseg-replay BAG [--rate R] [--loop] [--drop lidar:5-10 ...] [--no-restamp | --clock]
 
 Unlike ``ros2 bag play`` (not deterministic, drops large messages: rosbag2 #1254, #1152) every
 message is deserialised before playback starts, then published at ``log time / rate`` after the
 start. By default header stamps are shifted onto the wall clock (``restamp``), so latency
 measured by the node (now - header.stamp) is real and a looped bag never steps back in time; the
 ground-truth labels get the same shift, so they still match their camera frames by stamp.
-Sensor inputs are published best effort (as drivers do); everything else reliable.
+``--clock`` instead publishes /clock (rosgraph_msgs/Clock) with the bag's time (the recorder's
+log time, as ``ros2 bag play --clock``: before each message and every 10 ms between them) and
+keeps the recorded header stamps, for nodes running with ``use_sim_time``; a loop steps the
+clock back to the bag's start. Sensor inputs are published best effort (as drivers do);
+everything else reliable.
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ from anyseg_ros.core.decode import stamp_ns, stamp_parts
 from anyseg_ros.core.topics import modality_of
 
 from .bag import BagContents, DropWindow, dropped, parse_drop, read_bag
+
+CLOCK_TOPIC = "/clock"
+CLOCK_PERIOD_S = 0.01  # /clock ticks between messages
+CLOCK_LEAD_S = 0.3  # /clock at the bag's start this long before the first message
 
 
 @dataclass
@@ -51,22 +59,25 @@ class Replayer:
         loop: bool = False,
         drops: Sequence[DropWindow] = (),
         restamp: bool = True,
+        clock: bool = False,
     ) -> None:
         from rclpy.qos import QoSProfile, qos_profile_sensor_data
         from rclpy.serialization import deserialize_message
 
         if rate <= 0:
             raise ValueError(f"rate must be > 0, got {rate}")
-        if not bag.records:
+        records = [r for r in bag.records if not (clock and r.topic == CLOCK_TOPIC)]
+        if not records:
             raise ValueError(f"bag {bag.path} has no messages")
-        self.rate, self.loop, self.drops, self.restamp = rate, loop, list(drops), restamp
-        self.start_ns = bag.records[0].log_ns
-        self.duration_s = (bag.records[-1].log_ns - self.start_ns) * 1e-9
+        self.rate, self.loop, self.drops = rate, loop, list(drops)
+        self.restamp = restamp and not clock  # sim time: the recorded stamps are on the clock
+        self.start_ns = records[0].log_ns
+        self.duration_s = (records[-1].log_ns - self.start_ns) * 1e-9
         self.publishers = {}
         # Types whose package this system lacks (event_camera_msgs, dvs_msgs: no pip wheels)
         # cannot be published: those topics are left out and named.
         self.unpublishable: dict[str, str] = {}
-        for topic, msgtype in bag.topics().items():
+        for topic, msgtype in {r.topic: r.msgtype for r in records}.items():
             qos = qos_profile_sensor_data if modality_of(topic) else QoSProfile(depth=10)
             try:
                 cls = message_class(msgtype)
@@ -74,9 +85,16 @@ class Replayer:
                 self.unpublishable[topic] = msgtype
                 continue
             self.publishers[topic] = node.create_publisher(cls, topic, qos)
+        self.clock_pub = None
+        if clock:
+            from rosgraph_msgs.msg import Clock
+
+            self._clock_msg = Clock
+            self.clock_pub = node.create_publisher(Clock, CLOCK_TOPIC, qos_profile_sensor_data)
+        self._bag_now: int | None = None  # the bag time last published on /clock
         # Deserialise up front so playback timing does not depend on message size.
         self.items = []
-        for r in bag.records:
+        for r in records:
             if r.topic in self.unpublishable:
                 continue
             msg = deserialize_message(r.raw, message_class(r.msgtype))
@@ -84,6 +102,29 @@ class Replayer:
             self.items.append((r.topic, (r.log_ns - self.start_ns) * 1e-9, msg, orig))
         self.stats = ReplayStats()
         self.stamp0: int | None = None  # wall-clock stamp of the bag's start, set by run()
+
+    def bag_now_ns(self) -> int | None:
+        """The bag time now on /clock (``--clock``), None before the first tick."""
+        return self._bag_now
+
+    def _tick_clock(self, bag_ns: int) -> None:
+        if self.clock_pub is not None:
+            msg = self._clock_msg()
+            msg.clock.sec, msg.clock.nanosec = stamp_parts(bag_ns)
+            self.clock_pub.publish(msg)
+            self._bag_now = bag_ns
+
+    def _wait_until(self, due: float, stop: threading.Event, bag_at_due_ns: int) -> bool:
+        """Wait until monotonic ``due``; with a clock, tick it every 10 ms on the way (the bag
+        time advances with the wall clock x rate). True if ``stop`` was set."""
+        if self.clock_pub is None:
+            return stop.wait(max(0.0, due - time.monotonic()))
+        while (left := due - time.monotonic()) > 0:
+            self._tick_clock(bag_at_due_ns - round(left * self.rate * 1e9))
+            if stop.wait(min(left, CLOCK_PERIOD_S)):
+                return True
+        self._tick_clock(bag_at_due_ns)
+        return stop.is_set()
 
     def to_bag_stamp(self, replay_ns: int) -> int:
         """The recorded stamp of a message published (first loop) with stamp ``replay_ns``."""
@@ -99,13 +140,18 @@ class Replayer:
         ``on_tick(bag_time_s)`` is called before each message, e.g. for a console line.
         """
         stop = stop or threading.Event()
+        if self.clock_pub is not None:
+            # The clock first, so the node's clock runs before the first sensor message.
+            lead = time.monotonic() + CLOCK_LEAD_S
+            while time.monotonic() < lead and not stop.wait(CLOCK_PERIOD_S):
+                self._tick_clock(self.start_ns)
         wall0 = time.monotonic()
         self.stamp0 = stamp0 = time.time_ns()
         offset_s = 0.0  # bag time at which the current loop started, in replay time
         while not stop.is_set():
             for topic, t_bag, msg, orig in self.items:
                 due = wall0 + (offset_s + t_bag) / self.rate
-                if stop.wait(max(0.0, due - time.monotonic())):
+                if self._wait_until(due, stop, self.start_ns + round(t_bag * 1e9)):
                     return self.stats
                 self.stats.lag_ms_max = max(self.stats.lag_ms_max, (time.monotonic() - due) * 1e3)
                 if on_tick:
@@ -145,11 +191,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="MODALITY:START-END",
         help="silence a sensor from START to END seconds after the bag's start (repeatable)",
     )
-    ap.add_argument(
+    stamps = ap.add_mutually_exclusive_group()
+    stamps.add_argument(
         "--no-restamp",
         dest="restamp",
         action="store_false",
         help="publish the recorded header stamps",
+    )
+    stamps.add_argument(
+        "--clock",
+        action="store_true",
+        help="publish /clock from the bag's time and keep the recorded stamps (use_sim_time)",
     )
     args = ap.parse_args(argv)
     try:
@@ -171,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rclpy.init()
     try:
         node = rclpy.create_node("anyseg_replay")
-        replayer = Replayer(node, bag, args.rate, args.loop, drops, args.restamp)
+        replayer = Replayer(node, bag, args.rate, args.loop, drops, args.restamp, args.clock)
         for topic, msgtype in replayer.unpublishable.items():
             print(f"anyseg-replay: warning: {topic} not played: {msgtype} is not installed")
         print(

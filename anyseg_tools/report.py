@@ -1,4 +1,10 @@
-"""report.json, report.md and PNG plots of an evaluation run (offline or live)."""
+"""report.json, report.md and PNG plots of an evaluation run (offline or live).
+
+Two time lines per sensor, kept apart: the *schedule* (what the drop windows silenced, from the
+bag's start) and the *outages* the node noticed (from going stale until alive again: they start
+a timeout after the drop and end with the first message back). The mIoU-over-time plot shades
+the schedule and marks what the node noticed separately.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +31,17 @@ def percentiles(values: Sequence[float]) -> dict[str, float | None]:
         "p95": round(float(np.percentile(v, 95)), 2),
         "max": round(float(v.max()), 2),
     }
+
+
+def schedule_spans(windows: Sequence[Any], end_s: float) -> dict[str, list[list[float]]]:
+    """Drop windows (``DropWindow``: modality, start_s, end_s) -> per sensor ``[start, end]``
+    spans on the bag's time line, an open end clipped to ``end_s``."""
+    spans: dict[str, list[list[float]]] = {}
+    for w in sorted(windows, key=lambda w: (w.modality, w.start_s)):
+        end = min(w.end_s, end_s)
+        if end > w.start_s:
+            spans.setdefault(w.modality, []).append([round(w.start_s, 3), round(end, 3)])
+    return spans
 
 
 def outage_timeline(
@@ -74,6 +91,11 @@ def build_report(
         "frames_scored": len(per_frame_miou),
         "frames_dropped": dropped_frames,
         "frames_per_subset": counts,
+        # Share of the frames each sensor contributed to (e.g. LiDAR coverage).
+        "modality_share": {
+            m: round(sum(m in f.modalities for f in frames) / len(frames), 4) if frames else 0.0
+            for m in MODALITIES
+        },
         "subsets": subsets,
         "mean_miou": scores_dict["mean_miou"],
         "mean_miou_nan0": scores_dict["mean_miou_nan0"],
@@ -171,8 +193,12 @@ def markdown(report: Mapping[str, Any]) -> str:
         f"model ms: p50 {_f(proc['p50'])}, p95 {_f(proc['p95'])}, max {_f(proc['max'])}",
         "",
     ]
+    for m, spans in report.get("schedule", {}).items():
+        lines.append(f"- {m} dropped: " + ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in spans))
     for m, spans in report["outages"].items():
-        lines.append(f"- {m} out: " + ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in spans))
+        lines.append(
+            f"- {m} out (as the node saw it): " + ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in spans)
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -182,6 +208,38 @@ def _cell(v: float | None) -> str:
 
 def _f(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.2f}"
+
+
+def draw_timeline(ax_miou: Any, ax_sensors: Any, report: Mapping[str, Any]) -> None:
+    """Shade the schedule (what was dropped) on both axes and mark separately, per sensor row,
+    when the node noticed each outage (a red bar from going stale until alive again). Artists
+    carry ``gid`` ``schedule:<m>`` / ``noticed:<m>``. Schedule and outages are on the bag's time
+    line, frames on the first frame's: near enough to read."""
+    for m, spans in report.get("schedule", {}).items():
+        for a, b in spans:
+            for ax in (ax_miou, ax_sensors):
+                ax.axvspan(a, b, color="0.85", zorder=0, gid=f"schedule:{m}")
+            ax_sensors.text(
+                (a + b) / 2, MODALITIES.index(m) + 0.3, f"{m} dropped", ha="center", fontsize=8
+            )
+    for m, spans in report.get("outages", {}).items():
+        row = MODALITIES.index(m) if m in MODALITIES else len(MODALITIES)
+        for a, b in spans:
+            ax_sensors.hlines(row - 0.3, a, b, colors="tab:red", lw=3, gid=f"noticed:{m}")
+            ax_miou.axvline(a, color="tab:red", ls=":", lw=1, gid=f"noticed:{m}")
+    handles = []
+    if report.get("schedule"):
+        import matplotlib.patches as mpatches
+
+        handles.append(mpatches.Patch(color="0.85", label="dropped (schedule)"))
+    if report.get("outages"):
+        import matplotlib.lines as mlines
+
+        handles.append(
+            mlines.Line2D([], [], color="tab:red", lw=3, label="out, as the node saw it")
+        )
+    if handles:
+        ax_sensors.legend(handles=handles, loc="upper right", fontsize=7)
 
 
 def plots(
@@ -214,14 +272,7 @@ def plots(
             on = [ti for ti, f in zip(t, frames, strict=True) if m in f.modalities]
             ax2.scatter(on, [row] * len(on), s=4, marker="|")
         ax2.set_yticks(range(len(MODALITIES)), MODALITIES)
-        # Outages are on the bag's time line, frames on the first frame's: near enough to shade.
-        for m, spans in report.get("outages", {}).items():
-            for a, b in spans:
-                for ax in (ax1, ax2):
-                    ax.axvspan(a, b, color="0.85", zorder=0)
-                ax2.text(
-                    (a + b) / 2, MODALITIES.index(m) + 0.3, f"{m} out", ha="center", fontsize=8
-                )
+        draw_timeline(ax1, ax2, report)
         ax2.set_xlabel("time (s)")
         fig.tight_layout()
         fig.savefig(out / "miou_over_time.png", dpi=100)

@@ -2,6 +2,7 @@
 then RGB dropped and restored, scored live per modality subset.
 
     python scripts/demo.py [--out runs/demo] [--checkpoint checkpoints/anyseg_tiny_synthetic.pt]
+                           [--param lidar.max_age_ms=0 ...]
 
 1. Generates a drive per condition in the synthetic world (rosbag2, real sensor messages at their
    own rates) and joins them into one recording (cached in OUT/recording).
@@ -26,6 +27,7 @@ from anyseg_ros.core.settings import SettingsError
 from anyseg_tools.bag import BagError, concat_bags
 from anyseg_tools.evaluate import evaluate
 from anyseg_tools.localdds import loopback_env
+from anyseg_tools.params import parameter_values
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,6 +85,13 @@ def main() -> int:
     ap.add_argument("--size", default="320x240")
     ap.add_argument("--seed", type=int, default=100)
     ap.add_argument("--device", default="auto")
+    ap.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="node parameter over the demo's own (e.g. lidar.max_age_ms=0)",
+    )
     args = ap.parse_args()
     size = tuple(int(v) for v in args.size.lower().split("x"))
     conditions = args.conditions.split(",")
@@ -104,13 +113,15 @@ def main() -> int:
     )
 
     try:
+        values = {**NODE_PARAMETERS, **parameter_values(None, args.param)}
+        print(f"node parameters: {values}")
         result = evaluate(
             recording,
             args.checkpoint,
             args.out,
             mode="live",
             drops=drops,
-            values=dict(NODE_PARAMETERS),
+            values=values,
             calibration=args.out / "calibration.yaml",
             device=args.device,
         )
@@ -128,6 +139,9 @@ def main() -> int:
     print(result.table)
     lat = r["latency_ms"]
     print(f"latency stamp -> labels: p50 {lat['p50']} ms, p95 {lat['p95']} ms, max {lat['max']} ms")
+    print(f"mIoU over all frames: {r['miou_all_frames']}")
+    share = r["modality_share"]
+    print("frames with each sensor: " + ", ".join(f"{m} {100 * v:.0f}%" for m, v in share.items()))
     for m, spans in r["outages"].items():
         print(f"{m} out: " + ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in spans))
     print("\nreport:")

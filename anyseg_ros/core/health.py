@@ -49,12 +49,10 @@ class HealthMonitor:
     def __init__(self, timeouts_ns: Mapping[str, int], rate_window: int = 32) -> None:
         if not timeouts_ns:
             raise ValueError("HealthMonitor needs at least one sensor")
-        for name, t in timeouts_ns.items():
-            if not isinstance(t, int) or t <= 0:
-                raise ValueError(f"timeout for {name!r} must be a positive int (ns), got {t!r}")
         if rate_window < 2:
             raise ValueError(f"rate_window must be >= 2, got {rate_window}")
-        self.timeouts_ns: dict[str, int] = dict(timeouts_ns)
+        self.timeouts_ns: dict[str, int] = {}
+        self.set_timeouts(timeouts_ns)
         self._rate_window = rate_window
         self._arrivals: dict[str, deque[int]] = {}
         self._reported: dict[str, SensorState] = {}
@@ -63,6 +61,15 @@ class HealthMonitor:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(self.timeouts_ns)
+
+    def set_timeouts(self, timeouts_ns: Mapping[str, int]) -> None:
+        """New timeouts for the same sensors (a live parameter change); arrivals are kept."""
+        if self.timeouts_ns and set(timeouts_ns) != set(self.timeouts_ns):
+            raise ValueError(f"timeouts must cover exactly {list(self.timeouts_ns)}")
+        for name, t in timeouts_ns.items():
+            if isinstance(t, bool) or not isinstance(t, int) or t <= 0:
+                raise ValueError(f"timeout for {name!r} must be a positive int (ns), got {t!r}")
+        self.timeouts_ns = dict(timeouts_ns)
 
     def reset(self) -> None:
         """Forget everything (a backwards clock jump): every sensor is OFFLINE again.

@@ -35,12 +35,15 @@ from .topics import MODALITIES
 
 @dataclass(frozen=True)
 class Param:
-    """One node parameter. ``type`` is a ROS parameter type name (see :data:`PARAM_TYPES`)."""
+    """One node parameter. ``type`` is a ROS parameter type name (see :data:`PARAM_TYPES`).
+    ``live``: it may change while the node runs (validated again, applied from the next frame
+    set); the others are read-only once the node has started."""
 
     name: str
     default: Any
     type: str
     description: str
+    live: bool = False
 
 
 PARAM_TYPES = (
@@ -93,15 +96,28 @@ PARAMETERS: tuple[Param, ...] = (
         "double",
         "Stamps of one frame set span less than this. "
         "Keep it below half the fastest sensor period.",
+        live=True,
     ),
     Param(
         "timeout_ms",
         500.0,
         "double",
         "A sensor silent for longer than this is stale (not waited for).",
+        live=True,
     ),
     *(
-        Param(f"{m}.timeout_ms", 0.0, "double", f"Stale timeout for {m}; 0 uses timeout_ms.")
+        Param(f"{m}.timeout_ms", 0.0, "double", f"Stale timeout for {m}; 0 uses timeout_ms.", True)
+        for m in MODALITIES
+    ),
+    *(
+        Param(
+            f"{m}.max_age_ms",
+            0.0,
+            "double",
+            f"A frame set without a {m} message within slop takes the newest {m} message up to "
+            "this old, even one an earlier set used; 0: each message serves one set.",
+            True,
+        )
         for m in MODALITIES
     ),
     Param(
@@ -110,12 +126,22 @@ PARAMETERS: tuple[Param, ...] = (
         "double",
         "How long an anchor frame waits for a late message of an alive sensor "
         "before going without it.",
+        live=True,
+    ),
+    Param(
+        "max_clock_offset_ms",
+        500.0,
+        "double",
+        "A sensor whose stamps differ from the node's clock by more than this (median) is "
+        "reported at ERROR level and not waited for; 0 disables the check.",
+        live=True,
     ),
     Param(
         "anchor_priority",
         list(DEFAULT_ANCHOR_PRIORITY),
         "string_array",
         "Modalities that may anchor a frame set, best first; the first alive one anchors.",
+        live=True,
     ),
     Param(
         "lidar_extrinsic",
@@ -124,6 +150,7 @@ PARAMETERS: tuple[Param, ...] = (
         "16 floats, row-major 4x4 transform from the LiDAR frame to the camera optical frame; "
         "overrides tf. Empty: looked up in tf (/tf_static, /tf) from the cloud's frame_id to "
         "rgb/camera_info's.",
+        live=True,
     ),
     Param(
         "calibration_file",
@@ -137,6 +164,7 @@ PARAMETERS: tuple[Param, ...] = (
         8_294_400,
         "integer",
         "Images (and camera_info sizes, event sensors) with more pixels are rejected (counted).",
+        live=True,
     ),
     # How each input arrives (docs/architecture.md section 2; README "Inputs").
     Param(
@@ -207,17 +235,25 @@ PARAMETERS: tuple[Param, ...] = (
         "rescaled to the checkpoint's max_intensity. 0: used as it is.",
     ),
     Param(
-        "publish_color", True, "bool", "Publish segmentation/color (rgb8) when someone subscribes."
+        "publish_color",
+        True,
+        "bool",
+        "Publish segmentation/color (rgb8) when someone subscribes.",
+        live=True,
     ),
     Param(
         "palette",
         [],
         "integer_array",
         "Flat r,g,b triples per class id; empty uses the checkpoint's palette.",
+        live=True,
     ),
 )
 
 PARAMETER_NAMES: tuple[str, ...] = tuple(p.name for p in PARAMETERS)
+# Durations: below 1 us a value is not meaningful (nanosecond rounding would make it 0), above
+# an hour it is a mistake.
+MIN_DURATION_MS, MAX_DURATION_MS = 0.001, 3_600_000.0
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 BACKENDS = ("torch", "onnxruntime")  # anyseg_model.backends.BACKENDS (core imports no torch)
 
@@ -230,15 +266,27 @@ class SettingsError(ValueError):
         super().__init__(f"parameter {name!r} = {value!r}: {allowed}")
 
 
+def closest_name(name: str) -> str | None:
+    """The valid parameter name nearest to a misspelled one, if any is near."""
+    close = difflib.get_close_matches(name, PARAMETER_NAMES, n=1)
+    return close[0] if close else None
+
+
+def unknown_name_hint(name: str) -> str:
+    """``"did you mean 'slop_ms'? "`` or ``""``."""
+    close = closest_name(name)
+    return f"did you mean {close!r}? " if close else ""
+
+
 def check_names(values: Mapping[str, Any]) -> None:
     """Refuse a parameter name the table does not know, naming the closest valid one."""
     unknown = sorted(set(values) - set(PARAMETER_NAMES))
     if unknown:
         name = unknown[0]
-        close = difflib.get_close_matches(name, PARAMETER_NAMES, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
         raise SettingsError(
-            name, values[name], f"unknown parameter; {hint}valid: {list(PARAMETER_NAMES)}"
+            name,
+            values[name],
+            f"unknown parameter; {unknown_name_hint(name)}valid: {list(PARAMETER_NAMES)}",
         )
 
 
@@ -267,6 +315,8 @@ class SyncSettings:
     timeout_ns: Mapping[str, int]  # every enabled modality, overrides applied
     wait_ns: int
     anchor_priority: tuple[str, ...]  # enabled modalities only
+    max_age_ns: Mapping[str, int]  # every enabled modality; 0 = each message used once
+    max_clock_offset_ns: int  # 0 = not checked
 
     @classmethod
     def from_parameters(cls, values: Mapping[str, Any]) -> SyncSettings:
@@ -274,13 +324,12 @@ class SyncSettings:
         other known parameters are ignored)."""
         v = _with_defaults(values)
         ordered = _enabled(v)
-        slop = _number(v, "slop_ms", low=0.0, inclusive=False)
-        timeout = _number(v, "timeout_ms", low=0.0, inclusive=False)
-        wait = _number(v, "wait_ms", low=0.0, inclusive=True)
-        timeouts = {}
-        for m in ordered:
-            own = _number(v, f"{m}.timeout_ms", low=0.0, inclusive=True)
-            timeouts[m] = _ns(own or timeout)
+        slop = _duration_ns(v, "slop_ms", zero=False)
+        timeout = _duration_ns(v, "timeout_ms", zero=False)
+        wait = _duration_ns(v, "wait_ms", zero=True)
+        timeouts = {m: _duration_ns(v, f"{m}.timeout_ms", zero=True) or timeout for m in ordered}
+        ages = {m: _duration_ns(v, f"{m}.max_age_ms", zero=True) for m in ordered}
+        offset = _duration_ns(v, "max_clock_offset_ms", zero=True)
         priority = _modalities(v, "anchor_priority")
         anchors = tuple(m for m in priority if m in ordered)
         if not anchors:
@@ -289,7 +338,7 @@ class SyncSettings:
                 v["anchor_priority"],
                 f"must list at least one enabled modality of {list(ordered)}",
             )
-        return cls(ordered, _ns(slop), timeouts, _ns(wait), anchors)
+        return cls(ordered, slop, timeouts, wait, anchors, ages, offset)
 
 
 TRANSPORTS: dict[str, tuple[str, ...]] = {
@@ -442,7 +491,16 @@ def nest_parameters(values: Mapping[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- helpers
 
 
-def _ns(ms: float) -> int:
+def _duration_ns(v: Mapping[str, Any], name: str, zero: bool) -> int:
+    """A duration parameter in ms -> integer ns; ``zero``: 0 is allowed (it means something)."""
+    ms = _number(v, name, low=0.0, inclusive=zero)
+    if ms and not MIN_DURATION_MS <= ms <= MAX_DURATION_MS:
+        raise SettingsError(
+            name,
+            v[name],
+            f"must be {'0 or ' if zero else ''}between {MIN_DURATION_MS} ms (1 us) and "
+            f"{MAX_DURATION_MS:.0f} ms (an hour)",
+        )
     return int(round(ms * 1e6))
 
 
@@ -558,12 +616,12 @@ def _input_choices(v: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "transports": {m: _choice(v, f"{m}.transport", t) for m, t in TRANSPORTS.items()},
         "event_format": _choice(v, "event.format", EVENT_FORMATS),
-        "event_window_ns": _ns(_number(v, "event.window_ms", low=0.0, inclusive=False)) or 1,
+        "event_window_ns": _duration_ns(v, "event.window_ms", zero=False),
         "rectified": {m: _flag(v, f"{m}.rectified") for m in ("rgb", "depth", "event")},
         "registered": {m: _flag(v, f"{m}.registered") for m in ("depth", "event")},
         "intensity_field": field_name,
         "max_intensity": _number(v, "lidar.max_intensity", low=0.0, inclusive=True),
-        "slop_ns": max(1, _ns(_number(v, "slop_ms", low=0.0, inclusive=False))),
+        "slop_ns": _duration_ns(v, "slop_ms", zero=False),
     }
 
 

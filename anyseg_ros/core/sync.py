@@ -4,27 +4,35 @@ Why not message_filters.ApproximateTimeSynchronizer: one silent input stalls eve
 there is no drop callback (docs/architecture.md section 3). Here every frame set is built
 around an *anchor* message:
 
-- Anchor: the first ALIVE modality of ``anchor_priority``. When it goes stale the next alive one
-  takes over; when it comes back it takes over again.
+- Anchor: the first ALIVE modality of ``anchor_priority`` whose clock agrees with the node's
+  (any alive one if none does). When it goes stale the next alive one takes over; when it comes
+  back it takes over again.
 - Members: for each other modality the unused message nearest in stamp to the anchor, such that
-  all stamps of the set span less than ``slop`` (message_filters' criterion; see below).
-- Waiting: an anchor message waits for every other ALIVE modality until that modality's newest
-  stamp reaches the anchor's stamp (nothing nearer can arrive any more) or its period puts the
-  next stamp beyond the slop window, but at most ``wait`` after the anchor message arrived.
-  STALE modalities are never waited for; OFFLINE ones only
-  during start-up (the first ``timeout`` after the first message, or after a reset), so sensors
-  started together make full sets from the first frame; after that an OFFLINE sensor is absent.
-- Each message is used at most once; sets come out in anchor-stamp order.
-- Bad input never wedges it: duplicate, out-of-order, far-future and hopelessly late stamps are
-  dropped and counted by reason in :attr:`ModalitySynchronizer.drops`; a clock that jumps back
-  (a bag loop) or a stream whose stamps jump far back (a restarted source) resets it.
+  all stamps of the set span less than ``slop`` (message_filters' criterion; see below). With
+  ``max_age`` for a modality, a set that found no member of it within slop takes its newest
+  message up to that age, even one that already served an earlier set (a 10 Hz LiDAR in every
+  frame of a 20 Hz camera).
+- Waiting: an anchor message waits for every other waitable modality until that modality's
+  newest stamp reaches the anchor's stamp (nothing nearer can arrive any more) or its period
+  (median of recent stamp gaps) puts the next stamp beyond the slop window, but at most
+  ``wait`` after the anchor message arrived. Waitable: ALIVE, the clock within
+  ``max_clock_offset`` of the node's, and not *unsynchronised* (waited for in vain many sets in a
+  row; see :mod:`.clocks`); OFFLINE ones only during start-up (the first ``timeout`` after the
+  first message, or after a reset), so sensors started together make full sets from the first
+  frame. STALE modalities are never waited for.
+- Each message is used at most once (max_age apart); sets come out in anchor-stamp order.
+- Bad input costs only itself: duplicate, out-of-order, far-future, far-ahead-of-its-stream
+  (a single mis-stamped message) and hopelessly late stamps are dropped and counted by reason in
+  :attr:`ModalitySynchronizer.drops`; a clock that jumps back (a bag loop) resets it, and so do
+  a stream's stamps that jump far back three messages in a row (a restarted source), while a
+  single one is just dropped.
 
 Equivalence with message_filters: with every sensor alive, messages arriving within ``wait`` and
 consecutive stamps of each stream more than ``2 * slop`` apart (slop below half of the fastest
-period, as the node's settings advise), the complete sets emitted here are exactly the sets
-message_filters' ApproximateTimeSynchronizer emits with the same slop. With a larger slop a
-message can lie within slop of two anchors; message_filters then picks by arrival order, this
-class picks the nearest anchor among those already received.
+period, as the node's settings advise), and no max_age, the complete sets emitted here are
+exactly the sets message_filters' ApproximateTimeSynchronizer emits with the same slop. With a
+larger slop a message can lie within slop of two anchors; message_filters then picks by arrival
+order, this class picks the nearest anchor among those already received.
 
 Time is injected: every call takes ``now_ns`` (integer nanoseconds of the node's clock, so it
 follows ``use_sim_time``). Stamps are integer nanoseconds too. Not thread-safe: the node calls it
@@ -38,19 +46,23 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .clocks import ClockOffsets, JoinTracker, median
 from .health import HealthMonitor, SensorState, uniform_timeouts
 from .topics import MODALITIES
 
 DEFAULT_ANCHOR_PRIORITY: tuple[str, ...] = ("rgb", "depth", "lidar", "event")
 
-# A stream's next stamp is expected no sooner than this share of its smallest recent gap.
+# A stream's next stamp is expected no sooner than this share of its median recent gap.
 PERIOD_MARGIN = 0.75
+GAP_WINDOW = 16  # stamp gaps per modality the period is estimated from
+JUMP_CONFIRM = 3  # stamps this many times in a row far behind their stream's newest: a restart
 
 # Why a message was discarded (keys of ModalitySynchronizer.drops).
 DROP_REASONS: tuple[str, ...] = (
     "duplicate",  # same stamp as the previous message of that modality
-    "out_of_order",  # older than the modality's newest stamp (by less than stamp_jump_ns)
+    "out_of_order",  # older than the modality's newest stamp
     "future",  # stamped more than max_future_ns ahead of the clock
+    "ahead",  # far ahead of its own stream's stamps (a single mis-stamped message)
     "late",  # arrived after every set it could have joined was emitted
     "unmatched",  # buffered, then aged out without joining a set
     "overflow",  # more than max_buffer messages of one modality waiting
@@ -61,11 +73,13 @@ DROP_REASONS: tuple[str, ...] = (
 @dataclass(frozen=True)
 class FrameSet:
     """Messages that belong together: the anchor's stamp, its modality, and per modality present
-    ``(stamp_ns, payload)`` (the anchor included)."""
+    ``(stamp_ns, payload)`` (the anchor included). ``reused``: modalities whose message was taken
+    by max_age (it may have served an earlier set too)."""
 
     stamp_ns: int
     anchor: str
     items: Mapping[str, tuple[int, Any]]
+    reused: frozenset[str] = frozenset()
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -74,24 +88,32 @@ class FrameSet:
     def payload(self, modality: str) -> Any:
         return self.items[modality][1]
 
+    @property
+    def ages_ns(self) -> dict[str, int]:
+        """Per modality, how much older its message is than the anchor's (negative: newer)."""
+        return {m: self.stamp_ns - s for m, (s, _) in self.items.items()}
+
 
 @dataclass(frozen=True)
 class SyncEvent:
-    """Something the node should log once: a sensor's state or the anchor changed, or a reset."""
+    """Something the node should log once: a sensor's state, clock or synchronisation changed,
+    the anchor changed, or a reset."""
 
     now_ns: int
-    kind: str  # "health" | "anchor" | "reset"
+    kind: str  # "health" | "anchor" | "reset" | "clock" | "sync"
     modality: str | None = None
     old: str | None = None
     new: str | None = None
     detail: str = ""
-    degraded: bool = False  # a sensor went stale/offline, a fallback anchor took over, a reset
+    degraded: bool = False  # a sensor went stale/offline/off-clock/unsynchronised, a fallback
 
     def __str__(self) -> str:
         if self.kind == "health":
             return f"sensor {self.modality}: {self.old} -> {self.new}"
         if self.kind == "anchor":
             return f"anchor: {self.old} -> {self.new}"
+        if self.kind in ("clock", "sync"):
+            return f"sensor {self.modality}: {self.detail}"
         return f"synchroniser reset: {self.detail}"
 
 
@@ -113,9 +135,13 @@ class ModalitySynchronizer:
         wait_ns: how long an anchor message waits for late messages of alive modalities.
         anchor_priority: modalities allowed to anchor, best first (default rgb, depth, lidar,
             event, restricted to the enabled ones). Unlisted modalities never anchor.
+        max_age_ns: per modality (one int or a mapping), how old a reused message may be; 0 =
+            each message serves at most one set.
+        max_clock_offset_ns: a modality whose stamps are this far from the clock (median) is
+            not waited for and reported; 0 disables the check.
         max_future_ns: stamps further ahead of the clock are dropped (None: no limit).
-        stamp_jump_ns: a stamp this far behind its modality's newest means the source restarted
-            (e.g. a bag loop without sim time): reset instead of dropping forever.
+        stamp_jump_ns: a stamp this far behind its modality's newest, three times in a row,
+            means the source restarted (e.g. a bag loop without sim time): reset.
         clock_jump_ns: the clock going back by more than this resets; smaller steps back are
             clamped (time never runs backwards inside).
         max_buffer: messages kept per modality while waiting (oldest dropped beyond).
@@ -129,6 +155,8 @@ class ModalitySynchronizer:
         wait_ns: int,
         anchor_priority: Sequence[str] | None = None,
         *,
+        max_age_ns: int | Mapping[str, int] = 0,
+        max_clock_offset_ns: int = 500_000_000,
         max_future_ns: int | None = 1_000_000_000,
         stamp_jump_ns: int = 1_000_000_000,
         clock_jump_ns: int = 100_000_000,
@@ -140,6 +168,43 @@ class ModalitySynchronizer:
                 f"modalities must be a non-empty subset of {list(MODALITIES)}, got {mods}"
             )
         self.modalities = tuple(m for m in MODALITIES if m in mods)
+        _check_int("max_buffer", max_buffer, 1)
+        self.max_future_ns = max_future_ns
+        self.stamp_jump_ns = stamp_jump_ns
+        self.clock_jump_ns = clock_jump_ns
+        self.max_buffer = max_buffer
+        self._health = HealthMonitor(uniform_timeouts(self.modalities, timeout_ns))
+        self._clocks = ClockOffsets(self.modalities)
+        self._joins = JoinTracker(self.modalities)
+        self._events: list[SyncEvent] = []
+        self._now: int | None = None
+        self._clock_bad: dict[str, bool] = dict.fromkeys(self.modalities, False)
+        self.configure(
+            slop_ns=slop_ns,
+            timeout_ns=timeout_ns,
+            wait_ns=wait_ns,
+            anchor_priority=anchor_priority,
+            max_age_ns=max_age_ns,
+            max_clock_offset_ns=max_clock_offset_ns,
+        )
+        self.drops: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+        self.emitted = 0
+        self.resets = 0
+        self._anchor: str | None = None
+        self._clear()
+
+    def configure(
+        self,
+        *,
+        slop_ns: int,
+        timeout_ns: int | Mapping[str, int],
+        wait_ns: int,
+        anchor_priority: Sequence[str] | None = None,
+        max_age_ns: int | Mapping[str, int] = 0,
+        max_clock_offset_ns: int = 500_000_000,
+    ) -> None:
+        """Set the matching parameters; called by the constructor and for live parameter
+        changes, which take effect from the next set. Buffers, health and clocks are kept."""
         if anchor_priority is None:
             anchor_priority = [m for m in DEFAULT_ANCHOR_PRIORITY if m in self.modalities]
         bad = [m for m in anchor_priority if m not in self.modalities]
@@ -148,29 +213,20 @@ class ModalitySynchronizer:
                 f"anchor_priority must list distinct enabled modalities {list(self.modalities)}, "
                 f"got {list(anchor_priority)}"
             )
-        for name, v, low in (
-            ("slop_ns", slop_ns, 1),
-            ("wait_ns", wait_ns, 0),
-            ("max_buffer", max_buffer, 1),
-        ):
-            if not isinstance(v, int) or v < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {v!r}")
+        _check_int("slop_ns", slop_ns, 1)
+        _check_int("wait_ns", wait_ns, 0)
+        _check_int("max_clock_offset_ns", max_clock_offset_ns, 0)
+        ages = uniform_timeouts(self.modalities, max_age_ns)
+        for m, age in ages.items():
+            _check_int(f"max_age_ns[{m!r}]", age, 0)
+        self._health.set_timeouts(uniform_timeouts(self.modalities, timeout_ns))
         self.anchor_priority = tuple(anchor_priority)
-        self.slop_ns = slop_ns
-        self.wait_ns = wait_ns
-        self.max_future_ns = max_future_ns
-        self.stamp_jump_ns = stamp_jump_ns
-        self.clock_jump_ns = clock_jump_ns
-        self.max_buffer = max_buffer
-        self._health = HealthMonitor(uniform_timeouts(self.modalities, timeout_ns))
+        self.slop_ns, self.wait_ns = slop_ns, wait_ns
+        self.max_age_ns = ages
+        self._clocks.max_offset_ns = max_clock_offset_ns
         self._startup_ns = max(self._health.timeouts_ns.values())
-        self.drops: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
-        self.emitted = 0
-        self.resets = 0
-        self._events: list[SyncEvent] = []
-        self._now: int | None = None
-        self._anchor: str | None = None
-        self._clear()
+        for m in self.modalities:  # a live change of the limit: judge the offsets again
+            self._note_clock(m, self._now or 0)
 
     # ------------------------------------------------------------------ public API
 
@@ -181,23 +237,27 @@ class ModalitySynchronizer:
                 f"modality {modality!r} is not enabled; enabled: {list(self.modalities)}"
             )
         now = self._advance_clock(now_ns)
-        reason = self._admit(modality, stamp_ns, now)  # may reset
+        ahead = self._clocks.observe(modality, stamp_ns, now)  # every message counts, but one
+        self._note_clock(modality, now)  # far-ahead outlier is kept out of the median
+        reason = self._admit(modality, stamp_ns, now, ahead)  # may reset
         if self._start is None:
             self._start = now
         if reason is None:
             buf = self._buffers[modality]
             buf.append(_Msg(stamp_ns, payload, now))
             if self._newest[modality] is not None:
-                self._gaps[modality].append(stamp_ns - self._newest[modality])
+                gaps = self._gaps[modality]
+                gaps.append(stamp_ns - self._newest[modality])
+                self._period[modality] = median(gaps) if len(gaps) >= 3 else None
             self._newest[modality] = stamp_ns
             if len(buf) > self.max_buffer:
-                buf.popleft()
+                self._retire(modality, buf.popleft())
                 self.drops["overflow"] += 1
         else:
             self.drops[reason] += 1
-        if reason in (None, "late"):
-            # A late message still proves the sensor is alive, so anchors keep waiting for it
-            # (up to wait_ns) and its next message can make it in time.
+        if reason in (None, "late", "future", "ahead"):
+            # Badly stamped messages still prove the sensor is alive: it is then reported with
+            # its clock offset instead of looking silent.
             self._health.seen(modality, now)
         return self._collect(now)
 
@@ -210,7 +270,7 @@ class ModalitySynchronizer:
         return self._health.states(now_ns)
 
     def anchor(self, now_ns: int) -> str | None:
-        """The modality that anchors sets now: the first alive one in ``anchor_priority``."""
+        """The modality that anchors sets now (see the module docstring)."""
         return self._anchor_of(self._health.states(now_ns))
 
     def events(self) -> list[SyncEvent]:
@@ -223,18 +283,38 @@ class ModalitySynchronizer:
         """Per-sensor liveness, age and rate (read it for diagnostics)."""
         return self._health
 
+    def clock_offset_ns(self, modality: str) -> int | None:
+        """Median of stamp - clock over the modality's recent messages (None: too few yet)."""
+        return self._clocks.offset_ns(modality)
+
+    def clock_ok(self, modality: str) -> bool:
+        return not self._clock_bad[modality]
+
+    @property
+    def max_clock_offset_ns(self) -> int:
+        return self._clocks.max_offset_ns
+
+    def unsynchronised(self, modality: str) -> bool:
+        """Waited for in vain by too many sets (no longer waited for, bar probes)."""
+        return self._joins.unsynchronised(modality)
+
     # ------------------------------------------------------------------ admission
 
-    def _admit(self, modality: str, stamp: int, now: int) -> str | None:
+    def _admit(self, modality: str, stamp: int, now: int, ahead: bool) -> str | None:
         """None if the message may be buffered, else the drop reason."""
         if self.max_future_ns is not None and stamp > now + self.max_future_ns:
             return "future"
+        if ahead:
+            return "ahead"  # kept out of _newest: the good messages after it still count
         newest = self._newest[modality]
         if newest is not None and stamp <= newest:
-            if newest - stamp > self.stamp_jump_ns:
-                self._reset(now, f"{modality} stamps jumped back by {(newest - stamp) / 1e9:.3f} s")
-            else:
+            if newest - stamp <= self.stamp_jump_ns:
                 return "duplicate" if stamp == newest else "out_of_order"
+            self._behind[modality] += 1
+            if self._behind[modality] < JUMP_CONFIRM:
+                return "out_of_order"  # one far-back stamp is a bad message, not a restart
+            self._reset(now, f"{modality} stamps jumped back by {(newest - stamp) / 1e9:.3f} s")
+        self._behind[modality] = 0
         if self._last_emitted is not None and stamp <= self._last_emitted - self.slop_ns:
             return "late"  # every later set is anchored after _last_emitted: out of slop
         return None
@@ -254,14 +334,27 @@ class ModalitySynchronizer:
         self._health.reset()
         self._clear()
         self._events.append(SyncEvent(now, "reset", detail=why, degraded=True))
+        for m in self.modalities:  # offsets forgotten: nothing is off the clock any more
+            self._note_clock(m, now)
 
     def _clear(self) -> None:
         # Per modality: unused messages in stamp order (appends only, stamps strictly increase).
         self._buffers: dict[str, deque[_Msg]] = {m: deque() for m in self.modalities}
         self._newest: dict[str, int | None] = dict.fromkeys(self.modalities)
-        self._gaps: dict[str, deque[int]] = {m: deque(maxlen=8) for m in self.modalities}
+        self._gaps: dict[str, deque[int]] = {m: deque(maxlen=GAP_WINDOW) for m in self.modalities}
+        self._period: dict[str, int | None] = dict.fromkeys(self.modalities)  # median gap
+        self._behind: dict[str, int] = dict.fromkeys(self.modalities, 0)
+        self._last: dict[str, _Msg | None] = dict.fromkeys(self.modalities)  # newest retired
         self._last_emitted: int | None = None
         self._start: int | None = None  # first message after construction or a reset
+        self._clocks.reset()
+        self._joins.reset()
+
+    def _retire(self, modality: str, msg: _Msg) -> None:
+        """A message left the buffer (used, aged out, overflowed): max_age may still reuse it."""
+        last = self._last[modality]
+        if last is None or msg.stamp > last.stamp:
+            self._last[modality] = msg
 
     # ------------------------------------------------------------------ matching
 
@@ -270,11 +363,11 @@ class ModalitySynchronizer:
         anchor = self._note_state_changes(now, states)
         out = []
         if anchor is not None:
-            waitable = self._waitable(now, states)
             while (msg := self._next_anchor_message(anchor)) is not None:
+                waitable = self._waitable(now, states)  # a set just emitted may change it
                 if self._must_wait(anchor, msg, now, waitable):
                     break
-                out.append(self._emit(anchor, msg))
+                out.append(self._emit(anchor, msg, now, waitable, states))
         self._prune()
         return out
 
@@ -291,14 +384,17 @@ class ModalitySynchronizer:
         return any(m != anchor and not self._settled(m, msg.stamp) for m in waitable)
 
     def _waitable(self, now: int, states: Mapping[str, SensorState]) -> list[str]:
-        """Alive modalities, plus during start-up the ones not heard from yet: sensors started
-        together arrive a few ms apart, and without this the first one would be emitted alone
-        and the first frame of the others dropped as late."""
+        """Alive modalities with a sane clock that are not unsynchronised, plus during start-up
+        the ones not heard from yet: sensors started together arrive a few ms apart, and without
+        this the first one would be emitted alone and the first frame of the others dropped as
+        late."""
         starting = self._start is not None and now - self._start <= self._startup_ns
         return [
             m
             for m, st in states.items()
-            if st is SensorState.ALIVE or (starting and st is SensorState.OFFLINE)
+            if (st is SensorState.ALIVE or (starting and st is SensorState.OFFLINE))
+            and not self._clock_bad[m]
+            and self._joins.waitable(m, now)
         ]
 
     def _settled(self, modality: str, stamp: int) -> bool:
@@ -311,12 +407,19 @@ class ModalitySynchronizer:
             return False
         if newest >= stamp:
             return True
-        gaps = self._gaps[modality]
-        # The smallest recent gap is a safe lower bound of the period (lost messages only make
-        # gaps longer); PERIOD_MARGIN absorbs timing jitter.
-        return len(gaps) >= 3 and newest + PERIOD_MARGIN * min(gaps) >= stamp + self.slop_ns
+        # The median of recent gaps is the period, robust to extra messages (which make a few
+        # gaps short) and to lost ones (a few long); PERIOD_MARGIN absorbs timing jitter.
+        period = self._period[modality]
+        return period is not None and newest + PERIOD_MARGIN * period >= stamp + self.slop_ns
 
-    def _emit(self, anchor: str, msg: _Msg) -> FrameSet:
+    def _emit(
+        self,
+        anchor: str,
+        msg: _Msg,
+        now: int,
+        waitable: list[str],
+        states: Mapping[str, SensorState],
+    ) -> FrameSet:
         t = msg.stamp
         chosen: dict[str, _Msg] = {anchor: msg}
         lo = hi = t
@@ -326,12 +429,67 @@ class ModalitySynchronizer:
                 continue
             chosen[modality] = cand
             lo, hi = min(lo, cand.stamp), max(hi, cand.stamp)
+        reused = set()
+        for modality in self.modalities:
+            if modality not in chosen and states[modality] is SensorState.ALIVE:
+                old = self._recent(modality, t)
+                if old is not None:
+                    chosen[modality] = old
+                    reused.add(modality)
         for modality, m in chosen.items():
-            self._buffers[modality].remove(m)
+            if m in self._buffers[modality]:
+                self._buffers[modality].remove(m)
+                self._retire(modality, m)
+        self._track_joins(anchor, msg, now, chosen.keys() - reused, waitable, states)
         self._last_emitted = t
         self.emitted += 1
         items = {m: (chosen[m].stamp, chosen[m].payload) for m in self.modalities if m in chosen}
-        return FrameSet(t, anchor, items)
+        return FrameSet(t, anchor, items, frozenset(reused))
+
+    def _recent(self, modality: str, t: int) -> _Msg | None:
+        """The newest message of ``modality`` stamped at most max_age before ``t`` (buffered or
+        already used), for a set that found none within slop."""
+        age = self.max_age_ns[modality]
+        if age <= 0:
+            return None
+        best = None
+        for m in (*self._buffers[modality], self._last[modality]):
+            if m is not None and t - age <= m.stamp <= t and (best is None or m.stamp > best.stamp):
+                best = m
+        return best
+
+    def _track_joins(
+        self,
+        anchor: str,
+        msg: _Msg,
+        now: int,
+        joined: Iterable[str],
+        waitable: list[str],
+        states: Mapping[str, SensorState],
+    ) -> None:
+        """Count sets that waited for an alive sensor in vain: it did not join within slop, it
+        was not settled (the wait ran out for it), and it did send during the wait (a sensor
+        falling silent is going stale, not unsynchronised). Report the unsynchronised ones and
+        their recovery. A message reused by max_age is no join: it says nothing about clocks."""
+        joined, t = set(joined), msg.stamp
+        for m in self.modalities:
+            if m == anchor:
+                continue
+            if m in joined:
+                if self._joins.joined(m):
+                    self._events.append(SyncEvent(now, "sync", m, detail="synchronised again"))
+                continue
+            if m not in waitable or states[m] is not SensorState.ALIVE or self._settled(m, t):
+                continue
+            heard = self._health.last_seen_ns(m)
+            # A probe of an unsynchronised sensor that did not join has failed either way.
+            waited = self._joins.unsynchronised(m) or (heard is not None and heard >= msg.arrival)
+            if waited and self._joins.missed(m, now):
+                n = self._joins.misses[m]
+                detail = f"unsynchronised ({n} frame sets waited for it in vain): "
+                self._events.append(
+                    SyncEvent(now, "sync", m, detail=detail + "no longer waited for", degraded=True)
+                )
 
     def _candidates(self, anchor: str, msg: _Msg) -> list[tuple[int, int, str, _Msg]]:
         """Messages within slop of the anchor message, unless a later anchor message already
@@ -355,13 +513,13 @@ class ModalitySynchronizer:
         if self._last_emitted is None:
             return
         horizon = self._last_emitted - self.slop_ns
-        for buf in self._buffers.values():
+        for modality, buf in self._buffers.items():
             while buf and buf[0].stamp <= horizon:
-                buf.popleft()
+                self._retire(modality, buf.popleft())
                 self.drops["unmatched"] += 1
 
     def _note_state_changes(self, now: int, states: Mapping[str, SensorState]) -> str | None:
-        """Record health and anchor changes as events; returns the current anchor."""
+        """Record health, clock and anchor changes as events; returns the current anchor."""
         for tr in self._health.update(now, states):
             bad = tr.new is not SensorState.ALIVE
             self._events.append(
@@ -375,5 +533,30 @@ class ModalitySynchronizer:
             self._anchor = anchor
         return anchor
 
+    def _note_clock(self, m: str, now: int) -> None:
+        """Keep ``_clock_bad`` (read on every call) in step with the offsets, which change only
+        when a message is added, the limit changes or a reset forgets them; report changes."""
+        bad = not self._clocks.clock_ok(m)
+        if bad == self._clock_bad[m]:
+            return
+        self._clock_bad[m] = bad
+        off = self._clocks.offset_ns(m)
+        limit = self._clocks.max_offset_ns / 1e9
+        detail = (
+            f"clock offset {off / 1e9:+.3f} s exceeds {limit:.3f} s: not waited for"
+            if bad
+            else "clock offset back within "
+            f"{limit:.3f} s ({'unknown' if off is None else f'{off / 1e9:+.3f} s'})"
+        )
+        self._events.append(SyncEvent(now, "clock", m, detail=detail, degraded=bad))
+
     def _anchor_of(self, states: Mapping[str, SensorState]) -> str | None:
-        return next((m for m in self.anchor_priority if states[m] is SensorState.ALIVE), None)
+        alive = [m for m in self.anchor_priority if states[m] is SensorState.ALIVE]
+        # A sensor stamped on another clock anchors only if no other can: its stamps would
+        # make every other sensor's messages late.
+        return next((m for m in alive if not self._clock_bad[m]), alive[0] if alive else None)
+
+
+def _check_int(name: str, v: Any, low: int) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {v!r}")

@@ -32,6 +32,7 @@ OUTPUT_TOPICS: dict[str, str] = {
     "color": "segmentation/color",
     "points": "segmentation/points",
     "info": "segmentation/info",
+    "camera_info": "segmentation/camera_info",  # the output camera (same header as the labels)
 }
 DIAGNOSTICS_TOPIC = "/diagnostics"
 # Not an input of the node: what the synthetic world records beside the sensors, for scoring.

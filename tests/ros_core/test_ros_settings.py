@@ -14,8 +14,10 @@ from anyseg_ros.core.settings import (
     Settings,
     SettingsError,
     SyncSettings,
+    closest_name,
     flatten_parameters,
     nest_parameters,
+    unknown_name_hint,
 )
 
 IDENTITY = [1.0, 0, 0, 0, 0, 1.0, 0, 0, 0, 0, 1.0, 0, 0, 0, 0, 1.0]
@@ -128,6 +130,16 @@ def test_parameter_names_flatten_and_nest():
         ("palette", [255, 0], "triples"),
         ("palette", [0, 0, 300], "0..255"),
         ("not_a_parameter", 1, "unknown parameter"),
+        # Below 1 us a duration rounds to 0 ns (it used to end in a traceback), above an hour
+        # it is a mistake (and 1e308 ms overflowed).
+        ("slop_ms", 1e-7, "between 0.001 ms (1 us)"),
+        ("timeout_ms", 1e-7, "between 0.001 ms"),
+        ("wait_ms", 1e-7, "0 or between"),
+        ("lidar.timeout_ms", 1e-4, "0 or between"),
+        ("timeout_ms", 1e308, "an hour"),
+        ("lidar.max_age_ms", -1.0, ">= 0"),
+        ("rgb.max_age_ms", "100", "number"),
+        ("max_clock_offset_ms", float("inf"), "finite"),
     ],
 )
 def test_each_bad_value_names_parameter_value_and_what_is_allowed(name, value, fragment):
@@ -135,6 +147,25 @@ def test_each_bad_value_names_parameter_value_and_what_is_allowed(name, value, f
         build(**{name: value})
     msg = str(e.value)
     assert e.value.name == name and f"'{name}'" in msg and repr(value) in msg and fragment in msg
+
+
+def test_max_age_clock_offset_and_the_smallest_durations():
+    s = build(**{"lidar.max_age_ms": 100, "max_clock_offset_ms": 0, "slop_ms": 0.001})
+    assert s.sync.max_age_ns == {"rgb": 0, "depth": 0, "event": 0, "lidar": 100_000_000}
+    assert s.sync.max_clock_offset_ns == 0 and s.sync.slop_ns == 1000
+    assert build().sync.max_clock_offset_ns == 500_000_000
+
+
+def test_live_parameters_are_the_runtime_ones():
+    live = {p.name for p in PARAMETERS if p.live}
+    assert {"checkpoint", "device", "modalities", "calibration_file"}.isdisjoint(live)
+    assert {"slop_ms", "wait_ms", "timeout_ms", "lidar.timeout_ms", "publish_color"} <= live
+    assert {"lidar.max_age_ms", "max_clock_offset_ms", "palette", "lidar_extrinsic"} <= live
+
+
+def test_closest_name():
+    assert closest_name("slop_msx") == "slop_ms" and closest_name("zzzz") is None
+    assert unknown_name_hint("lidar.timeout") == "did you mean 'lidar.timeout_ms'? "
 
 
 def test_lidar_without_extrinsic_is_an_error():

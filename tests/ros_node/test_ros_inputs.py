@@ -297,7 +297,7 @@ def test_live_subscriptions_with_a_stand_in_node(monkeypatch):
     s = inputs(**{"rgb.transport": "compressed"})
     pipe = Pipeline(s, [])
     seen = []
-    topics = subscriptions.subscribe(
+    topics, subs, cameras = subscriptions.subscribe(
         StandIn(),
         pipe,
         ("rgb", "depth", "lidar"),
@@ -309,6 +309,8 @@ def test_live_subscriptions_with_a_stand_in_node(monkeypatch):
         "depth": "/depth/image",
         "lidar": "/lidar/points",
     }
+    assert cameras == {"rgb": "/rgb/camera_info", "depth": "/depth/camera_info"}
+    assert len(subs) == len(made)
     names = {(c, t) for c, t, _ in made}
     assert ("CompressedImage", "rgb/image/compressed") in names and (
         "CameraInfo",

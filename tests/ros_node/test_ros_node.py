@@ -10,12 +10,16 @@ import statistics
 import subprocess
 import time
 
+import numpy as np
 import pytest
 
 from anyseg_sim.rig import lidar_extrinsic
 from anyseg_tools.harness import Watcher, node_command, rig_command, sensor
 from anyseg_tools.localdds import child, loopback_env
 from anyseg_tools.params import write_params
+
+from .launchtools import REPO
+from .launchtools import command as launch_command
 
 LIDAR_TO_CAMERA = lidar_extrinsic()
 
@@ -103,7 +107,8 @@ def test_node_segments_through_sensor_dropouts_and_bad_messages(tmp_path, tiny_c
         )
         w.wait_for(lambda e: e["ev"] == "info" and "lidar" in e["modalities"], 3, t_start)
 
-        # 4. The camera stops: depth anchors (its header on the labels), frames go on.
+        # 4. The camera stops: depth anchors (its stamp on the labels), frames go on, still on
+        # the RGB camera's grid and frame (one output camera).
         t_stop = w.send("stop rgb")
         switched = w.wait_for(
             lambda e: e["ev"] == "info" and e["anchor"] == "depth",
@@ -114,8 +119,11 @@ def test_node_segments_through_sensor_dropouts_and_bad_messages(tmp_path, tiny_c
         t0, t1 = settle(2.0)
         labels = w.window("labels", t0, t1)
         assert len(labels) >= NEARLY * len(w.published("depth", t0, t1))
-        assert {e["frame_id"] for e in labels} == {"camera_depth"}
+        assert {(e["frame_id"], e["w"], e["h"]) for e in labels} == {("camera_rgb", 160, 120)}
         assert {e["stamp"] for e in labels} <= set(w.published("depth", t0 - 0.5, t1))
+        cams = w.window("camera_info", t0 - 0.5, t1 + 0.5)  # same header as the labels
+        assert {(c["frame_id"], c["w"], c["h"]) for c in cams} == {("camera_rgb", 160, 120)}
+        assert {e["stamp"] for e in labels} <= {c["stamp"] for c in cams}
         assert all(
             "rgb" not in i["modalities"] and i["anchor"] == "depth"
             for i in w.window("info", t0, t1)
@@ -123,9 +131,7 @@ def test_node_segments_through_sensor_dropouts_and_bad_messages(tmp_path, tiny_c
 
         # 5. The camera is back: it takes over again.
         t_start = w.send("start rgb")
-        back = w.wait_for(
-            lambda e: e["ev"] == "labels" and e["frame_id"] == "camera_rgb", 3, t_start
-        )
+        back = w.wait_for(lambda e: e["ev"] == "info" and e["anchor"] == "rgb", 3, t_start)
         assert back["t"] - t_start < 2.0
 
         # 6. Malformed messages are counted per sensor and reason; the node keeps going.
@@ -175,6 +181,11 @@ def test_node_segments_through_sensor_dropouts_and_bad_messages(tmp_path, tiny_c
         ({"slop_ms": -1.0}, "'slop_ms' = -1.0"),
         ({"modalities": ["rgb", "sonar"]}, "'modalities'"),
         ({"lidar_extrinsic": []}, "lidar is enabled"),
+        # A misspelled name under the node's own key (rclpy alone would ignore it).
+        ({"slop_msx": 10.0}, "unknown parameter of anyseg_node; did you mean 'slop_ms'?"),
+        # 1e-7 ms rounded to 0 ns and ended in a traceback.
+        ({"slop_ms": 1e-7}, "between 0.001 ms (1 us)"),
+        ({"lidar_extrinsic": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]}, "double_array"),
     ],
 )
 def test_startup_errors_exit_with_one_clear_line(tmp_path, tiny_checkpoint, params, fragment):
@@ -198,6 +209,25 @@ def test_startup_errors_exit_with_one_clear_line(tmp_path, tiny_checkpoint, para
     assert (
         len(lines) == 1 and lines[0].startswith("anyseg_node: error:") and fragment in lines[0]
     ), lines
+
+
+def test_a_misspelled_p_override_exits_with_one_line(tmp_path, tiny_checkpoint):
+    params = write_params(
+        tmp_path / "p.yaml",
+        {"checkpoint": str(tiny_checkpoint), "device": "cpu", "lidar_extrinsic": LIDAR_TO_CAMERA},
+    )
+    r = subprocess.run(
+        [*node_command(params), "-p", "wait_msec:=20.0"],
+        env=loopback_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip()]
+    assert r.returncode == 2 and len(lines) == 1, lines
+    assert (
+        "'wait_msec' = 20.0: unknown parameter of anyseg_node; did you mean 'wait_ms'?" in lines[0]
+    )
 
 
 def test_checkpoint_that_does_not_fit_the_inputs(tmp_path):
@@ -234,3 +264,102 @@ def test_large_images_cross_processes_with_the_loopback_profile():
     assert len(sent) >= 60
     assert len(got & set(sent)) >= 0.95 * len(sent), (len(got & set(sent)), len(sent))
     assert {e["bytes"] for e in listener.window("image", t0, t1)} == {640 * 480 * 3}
+
+
+def test_namespace_sim_time_latched_camera_info_and_live_parameters(
+    tmp_path, tiny_checkpoint, ros_client, monkeypatch
+):
+    """As a robot would run it: `ros2 launch anyseg_ros segment.launch.py namespace:=robot1
+    use_sim_time:=true` (the command launch_ros builds from the launch file, with the shipped
+    config/segment.yaml and its wildcard key), a camera_info published once and latched, a /**
+    key that belongs to other nodes, then parameters changed while it runs."""
+    import yaml
+
+    from anyseg_sim import SyntheticWorld, WorldConfig
+
+    shared = tmp_path / "shared.yaml"
+    shared.write_text(yaml.safe_dump({"/**": {"ros__parameters": {"gain_of_another_node": 2}}}))
+    node_cmd = launch_command(
+        monkeypatch, {"namespace": "robot1", "use_sim_time": "true"}, tmp_path
+    )
+    assert str(REPO / "config" / "segment.yaml") in node_cmd and "__ns:=/robot1" in node_cmd
+    node_cmd += ["--params-file", str(shared)]
+    node_cmd += ["-p", f"checkpoint:={tiny_checkpoint}", "-p", "device:=cpu"]
+    rig_cmd = rig_command("--rates", RATES, "--camera-info", "latched")
+    rig_cmd += ["--ros-args", "-r", "__ns:=/robot1"]
+    env = loopback_env()
+    node_log = (tmp_path / "node.log").open("w")
+    with (
+        child(node_cmd, env, stdout=node_log, stderr=subprocess.STDOUT) as node,
+        child(rig_cmd, env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as rig,
+    ):
+        w = Watcher(rig, watch=(node,))
+        # 1. No /clock yet: /diagnostics still comes (steady timer) and says why nothing else.
+        waiting = w.wait_for(
+            lambda e: (
+                e["ev"] == "diag"
+                and "ROS clock not running" in sensor(e, "segmentation")["message"]
+                and int(sensor(e, "segmentation")["held_back"]) > 0
+            ),
+            timeout=90,
+        )
+        assert sensor(waiting, "segmentation")["level"] == 1  # WARN
+        assert not w.window("labels", 0, time.monotonic())
+
+        # 2. The simulator's clock starts: labels on /robot1/segmentation/labels.
+        t_clock = time.monotonic()
+        ros_client.start_clock()
+        w.wait_for(lambda e: e["ev"] == "labels", timeout=30, after=t_clock)
+        settle(1.0)
+        t0, t1 = settle(2.0)
+        assert len(w.window("labels", t0, t1)) >= NEARLY * len(w.published("rgb", t0, t1))
+        # The latched camera_info reached the node: LiDAR is projected, the output camera has K.
+        assert w.window("points", t0, t1)
+        cams = w.window("camera_info", t0, t1)
+        K = SyntheticWorld(WorldConfig(width=160, height=120, seed=0)).camera_info.K
+        assert cams and {(c["frame_id"], c["w"], c["h"]) for c in cams} == {
+            ("camera_rgb", 160, 120)
+        }
+        assert all(np.allclose(c["k"], K.reshape(-1)) for c in cams)
+
+        # 3. Parameters at runtime: invalid ones refused with the reason, valid ones applied.
+        from rcl_interfaces.msg import ParameterType as T
+        from rcl_interfaces.srv import DescribeParameters
+
+        fqn = "/robot1/anyseg_node"
+        names = ["lidar_extrinsic", "palette", "modalities", "checkpoint", "slop_ms"]
+        described = ros_client.call(
+            DescribeParameters,
+            f"{fqn}/describe_parameters",
+            DescribeParameters.Request(names=names),
+        ).descriptors
+        # Arrays declared with their real types (an empty default used to become a byte array).
+        assert [d.type for d in described[:3]] == [
+            T.PARAMETER_DOUBLE_ARRAY,
+            T.PARAMETER_INTEGER_ARRAY,
+            T.PARAMETER_STRING_ARRAY,
+        ]
+        assert described[3].read_only and not described[4].read_only
+        (bad,) = ros_client.set_parameters(fqn, slop_ms="not a number")
+        assert not bad.successful and "'slop_ms'" in bad.reason and "number" in bad.reason
+        (tiny,) = ros_client.set_parameters(fqn, slop_ms=1e-7)
+        assert not tiny.successful and "1 us" in tiny.reason
+        (fixed,) = ros_client.set_parameters(fqn, checkpoint="other.pt")
+        assert not fixed.successful and "read-only" in fixed.reason
+        t_set = time.monotonic()
+        (ok,) = ros_client.set_parameters(fqn, **{"lidar.timeout_ms": 800.0})
+        assert ok.successful, ok.reason
+        w.wait_for(
+            lambda e: e["ev"] == "diag" and sensor(e, "lidar")["timeout_ms"] == "800",
+            timeout=5,
+            after=t_set,
+        )
+        t0, t1 = settle(1.0)
+        assert len(w.window("labels", t0, t1)) >= NEARLY * len(w.published("rgb", t0, t1))
+
+        node.send_signal(signal.SIGINT)
+        assert node.wait(15) == 0
+    log = (tmp_path / "node.log").read_text()
+    assert "Traceback" not in log, log
+    assert log.count("ignoring parameters ['gain_of_another_node']") == 1, log
+    assert log.count("the ROS clock reads 0") == 1, log

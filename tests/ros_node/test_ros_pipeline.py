@@ -131,8 +131,76 @@ def test_outputs_labels_colour_points_and_info():
         "anchor": "depth",
         "modalities": ["depth", "lidar"],
         "size": [W, H],
+        "frame_id": "d",  # no RGB seen, camera_info without a frame: the anchor's frame
+        "age_ms": {"depth": 0.0, "lidar": 0.0},
+        "reused": [],
     }
     assert pipe.outputs(fs, {"depth": depth.data}, labels, want_color=False).points is None
+
+
+def test_one_output_camera_whichever_sensor_anchors():
+    """Labels, colour and camera_info stay on the RGB camera's grid and frame_id when depth
+    anchors (here at half the size): consumers that cache camera_info per topic keep working."""
+    pipe = Pipeline(settings().inputs, [(10 * i, 0, 0) for i in range(25)])
+    info = camera_info(2 * W, 2 * H)  # calibrated at twice the streamed size
+    info.header = header(1, "camera_rgb_optical")
+    pipe.set_camera_info(info)
+    rgb = Sample(header(10, "camera_rgb"), np.zeros((H, W, 3), np.uint8))
+    fs = FrameSet(10, "rgb", {"rgb": (10, rgb)})
+    out = pipe.outputs(fs, pipe.arrays(fs), np.ones((H, W), np.uint8), want_color=True)
+    cam = out.camera
+    assert (cam.frame_id, cam.width, cam.height, cam.source) == ("camera_rgb", W, H, "rgb")
+    np.testing.assert_allclose(cam.K, [[W / 2, 0, W / 2], [0, W / 2, H / 2], [0, 0, 1]])
+
+    # RGB stale: depth anchors at half the size; its labels go out on the RGB grid and frame.
+    labels = np.zeros((H // 2, W // 2), np.uint8)
+    labels[:, W // 4 :] = 7  # right half
+    depth = Sample(header(60, "camera_depth"), np.full((H // 2, W // 2), 5000, np.uint16))
+    fs = FrameSet(60, "depth", {"depth": (60, depth)}, reused=frozenset())
+    out = pipe.outputs(fs, pipe.arrays(fs), labels, want_color=True)
+    assert (out.camera.frame_id, out.camera.width, out.camera.height) == ("camera_rgb", W, H)
+    np.testing.assert_array_equal(out.camera.K, cam.K)
+    assert out.info["frame_id"] == "camera_rgb"
+    assert (out.labels["width"], out.labels["height"]) == (W, H)
+    assert (out.color["width"], out.color["height"]) == (W, H)
+    up = np.frombuffer(bytes(out.labels["data"]), np.uint8).reshape(H, W)
+    assert (up[:, : W // 2] == 0).all() and (up[:, W // 2 :] == 7).all()
+
+
+def test_output_camera_before_any_rgb_image():
+    depth = Sample(header(5, "camera_depth"), np.full((H, W), 5000, np.uint16))
+    fs = FrameSet(5, "depth", {"depth": (5, depth)})
+    labels = np.zeros((H, W), np.uint8)
+    bare = Pipeline(settings(modalities=["rgb", "depth"]).inputs, [(0, 0, 0)])
+    cam = bare.outputs(fs, bare.arrays(fs), labels, False).camera
+    assert (cam.frame_id, cam.width, cam.height, cam.K, cam.source) == (
+        "camera_depth",
+        W,
+        H,
+        None,
+        "anchor",
+    )
+    pipe = Pipeline(settings().inputs, [(0, 0, 0)])
+    info = camera_info(2 * W, 2 * H)
+    info.header = header(1, "camera_rgb_optical")
+    pipe.set_camera_info(info)
+    out = pipe.outputs(fs, pipe.arrays(fs), labels, False)
+    assert (out.camera.frame_id, out.camera.width, out.camera.source) == (
+        "camera_rgb_optical",
+        2 * W,
+        "camera_info",
+    )
+    assert (out.labels["width"], out.labels["height"]) == (2 * W, 2 * H)
+
+
+def test_frame_info_reports_the_age_of_a_reused_message():
+    pipe = Pipeline(settings(modalities=["rgb", "depth"]).inputs, [(0, 0, 0)])
+    t, t_depth = 150_000_000, 100_000_000
+    rgb = Sample(header(t, "c"), np.zeros((H, W, 3), np.uint8))
+    depth = Sample(header(t_depth, "d"), np.full((H, W), 5000, np.uint16))
+    fs = FrameSet(t, "rgb", {"rgb": (t, rgb), "depth": (t_depth, depth)}, frozenset({"depth"}))
+    info = pipe.outputs(fs, pipe.arrays(fs), np.zeros((H, W), np.uint8), False).info
+    assert info["age_ms"] == {"rgb": 0.0, "depth": 50.0} and info["reused"] == ["depth"]
 
 
 def test_a_real_tiny_checkpoint_runs_through_the_pipeline(tiny_checkpoint):
@@ -153,3 +221,31 @@ def test_a_real_tiny_checkpoint_runs_through_the_pipeline(tiny_checkpoint):
     assert pred.labels.shape == (h, w) and pred.modalities == ("rgb", "event", "lidar")
     out = pipe.outputs(fs, arrays, pred.labels, want_color=False)
     assert out.info["modalities"] == ["rgb", "event", "lidar"] and out.points["width"] == 500
+
+
+def test_a_reused_sweep_is_projected_once_and_its_points_not_published_again():
+    pipe = Pipeline(settings(modalities=["rgb", "lidar"]).inputs, [(0, 0, 0)] * 25)
+    pipe.set_camera_info(camera_info())
+    _, sweep = pipe.decode("lidar", cloud())
+    labels = np.zeros((H, W), np.uint8)
+    first = FrameSet(
+        10,
+        "rgb",
+        {"rgb": (10, Sample(header(10, "c"), np.zeros((H, W, 3), np.uint8))), "lidar": (5, sweep)},
+    )
+    a = pipe.arrays(first)
+    assert pipe.outputs(first, a, labels, False).points is not None
+    pipe.set_camera_info(camera_info())  # the same camera again (per-frame camera_info)
+    later = FrameSet(
+        60,
+        "rgb",
+        {"rgb": (60, Sample(header(60, "c"), np.zeros((H, W, 3), np.uint8))), "lidar": (5, sweep)},
+        frozenset({"lidar"}),
+    )
+    b = pipe.arrays(later)
+    assert b["lidar"] is a["lidar"]  # its projection (cached on the scan) is not computed again
+    assert pipe.outputs(later, b, labels, False).points is None
+    other = camera_info()
+    other.k = [W, 0, W / 2, 0, W, H / 2, 0, 0, 1]  # another calibration: a new scan
+    pipe.set_camera_info(other)
+    assert pipe.arrays(later)["lidar"] is not a["lidar"]

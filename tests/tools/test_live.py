@@ -13,8 +13,8 @@ from anyseg_tools.localdds import loopback_env
 SCHEDULE = ["--drop", "lidar:0.6-1.4", "--drop", "rgb:1.6-2.4", "--param", "slop_ms=35"]
 
 
-def _evaluate(root, mode):
-    out = root / mode
+def _evaluate(root, mode, *extra):
+    out = root / (mode + "".join(extra))
     cmd = [
         sys.executable,
         "-m",
@@ -27,6 +27,7 @@ def _evaluate(root, mode):
         "--mode",
         mode,
         *SCHEDULE,
+        *extra,
     ]
     r = subprocess.run(cmd, env=loopback_env(), capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
@@ -61,6 +62,58 @@ def test_live_and_offline_agree_on_modalities(recording):
     # Only a live run has a latency (stamp -> labels received); offline has model time alone.
     assert live["latency_ms"]["p50"] > 0 and offline["latency_ms"]["p50"] is None
     assert offline["processing_ms"]["p50"] > 0
+    # The schedule is reported apart from what the node noticed (which starts a timeout later).
+    assert offline["schedule"] == live["schedule"] == {"lidar": [[0.6, 1.4]], "rgb": [[1.6, 2.4]]}
+    assert offline["outages"]["lidar"][0][0] > 0.6
+
+    # Under sim time (the replay's /clock, the recorded stamps): the same frames as without.
+    sim, sim_frames, _ = _evaluate(recording, "live", "--sim-time")
+    assert sim["sim_time"] is True and sim["node_exit_code"] == 0
+    assert set(sim_frames) <= set(off_frames)
+    assert len(sim_frames) + sim["frames_dropped"] >= len(off_frames) - 2
+    both = set(sim_frames) & set(live_frames)
+    # Each run misses only the frames it counted as dropped (busy worker on 2 shared cores).
+    assert len(both) >= len(off_frames) - sim["frames_dropped"] - live["frames_dropped"] - 4
+    same = [s for s in both if sim_frames[s]["modalities"] == live_frames[s]["modalities"]]
+    assert len(same) >= 0.9 * len(both)
+    assert 0 < sim["latency_ms"]["p50"] < 1000  # measured on the bag's clock
+    assert set(sim["outages"]) == {"lidar", "rgb"}
+
+
+def test_timeline_shades_the_schedule_and_marks_what_the_node_noticed_apart():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from anyseg_tools.report import draw_timeline
+
+    fig, (ax1, ax2) = plt.subplots(2, 1)
+    report = {"schedule": {"lidar": [[1.0, 2.0]]}, "outages": {"lidar": [[1.3, 2.1]]}}
+    draw_timeline(ax1, ax2, report)
+
+    def spans(ax, gid):
+        """(x0, x1) in data coordinates of each artist with this gid."""
+        out = []
+        for artist in [*ax.patches, *ax.collections, *ax.lines]:
+            if artist.get_gid() != gid:
+                continue
+            if hasattr(artist, "get_bbox"):  # axvspan's Rectangle
+                xs = [artist.get_bbox().x0, artist.get_bbox().x1]
+            elif hasattr(artist, "get_segments"):  # hlines
+                xs = [p[0] for seg in artist.get_segments() for p in seg]
+            else:  # axvline
+                xs = list(artist.get_xdata())
+            out.append((float(min(xs)), float(max(xs))))
+        return out
+
+    assert spans(ax1, "schedule:lidar") and all(
+        s == (1.0, 2.0) for s in spans(ax1, "schedule:lidar")
+    )
+    assert spans(ax2, "schedule:lidar")
+    assert spans(ax2, "noticed:lidar") == [(1.3, 2.1)]  # its own mark, not the shading
+    assert spans(ax1, "noticed:lidar") == [(1.3, 1.3)]  # when the node noticed
+    plt.close(fig)
 
 
 def test_live_evaluation_exits_non_zero_when_the_node_fails(recording, tmp_path):
