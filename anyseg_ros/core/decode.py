@@ -264,12 +264,14 @@ def decode_camera_info(
     model = str(getattr(msg, "distortion_model", "") or "")
     d = _field(msg, "d", "D")
     D = _matrix([] if d is None else d, (1, -1), "D").reshape(-1)
-    if D.size and model not in DISTORTION_MODELS:
+    # All-zero coefficients mean no distortion whatever the model says (drivers that never set
+    # distortion_model publish "" with five zeros).
+    if np.any(D) and model not in DISTORTION_MODELS:
         raise DecodeError(
             "distortion_model",
             f"{model!r} with {D.size} coefficients; known: {list(DISTORTION_MODELS)}",
         )
-    if D.size and D.size not in DISTORTION_MODELS[model]:
+    if np.any(D) and D.size not in DISTORTION_MODELS[model]:
         raise DecodeError(
             "distortion",
             f"{model} needs {' or '.join(map(str, DISTORTION_MODELS[model]))} "

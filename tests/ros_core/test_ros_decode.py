@@ -505,3 +505,11 @@ def test_rectified_needs_a_valid_p():
     with pytest.raises(DecodeError) as e:
         decode_camera_info(_info(p=[0.0] * 12), rectified=True)
     assert e.value.reason == "camera_matrix"
+
+
+def test_no_distortion_model_with_zero_coefficients_is_an_undistorted_camera():
+    # Drivers that never set distortion_model publish "" with five zeros.
+    cam = decode_camera_info(_info(distortion_model="", d=[0.0] * 5))
+    assert cam.D is None and cam.distortion_model == "plumb_bob"
+    with pytest.raises(DecodeError, match="distortion_model"):
+        decode_camera_info(_info(distortion_model="", d=[0.1, 0, 0, 0, 0]))
