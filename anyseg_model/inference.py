@@ -17,10 +17,20 @@ from .modalities import canonical
 from .preprocess import reference_size, to_batch
 from .representations import LidarScan
 
+MAX_CLASSES = 65535  # class ids fit uint16, with 65535 left for "no label"
+
+
+def label_dtype(num_classes: int) -> np.dtype:
+    """uint8 class ids for up to 255 classes (255 is "no label"), uint16 beyond: labels never
+    wrap (a ROS mono8 image then, else mono16)."""
+    if not 0 < num_classes <= MAX_CLASSES:
+        raise ValueError(f"num_classes must be 1..{MAX_CLASSES}, got {num_classes}")
+    return np.dtype(np.uint8 if num_classes <= 255 else np.uint16)
+
 
 @dataclass(frozen=True)
 class Prediction:
-    labels: np.ndarray  # (H, W) uint8 class ids at the reference input's size
+    labels: np.ndarray  # (H, W) class ids at the reference input's size: uint8, or uint16 > 255
     confidence: np.ndarray  # (H, W) float32 softmax probability of the chosen class
     modalities: tuple[str, ...]  # the modalities that went in, canonical order
 
@@ -109,9 +119,8 @@ class Segmentor:
         """Labels and confidence for one frame set: ``{modality: raw array or LidarScan}``."""
         prob = self.logits(arrays)[0].softmax(0)
         conf, labels = prob.max(0)
-        return Prediction(
-            labels.to(torch.uint8).cpu().numpy(), conf.cpu().numpy(), canonical(arrays)
-        )
+        ids = labels.to(torch.int32).cpu().numpy().astype(label_dtype(len(self.classes)))
+        return Prediction(ids, conf.cpu().numpy(), canonical(arrays))
 
     def warmup(self, size: tuple[int, int] | None = None) -> None:
         """One forward on every modality so the first real frame pays no set-up cost."""

@@ -498,7 +498,9 @@ class Pipeline:
             "age_ms": {m: round(a / 1e6, 3) for m, a in fs.ages_ns.items() if m in arrays},
             "reused": sorted(fs.reused),
         }
-        return Outputs(build_image(labels, "mono8"), color, points, info, camera)
+        # Class ids as they are: mono8, or mono16 for a model of more than 255 classes.
+        encoding = "mono16" if labels.dtype == np.uint16 else "mono8"
+        return Outputs(build_image(labels, encoding), color, points, info, camera)
 
 
 def _same(a: tuple, b: tuple) -> bool:

@@ -29,7 +29,7 @@ import numpy as np
 
 from anyseg_model.metrics import miou
 from anyseg_model.modalities import subset_name
-from anyseg_ros.core.decode import decode_image, stamp_ns
+from anyseg_ros.core.decode import decode_image, decode_labels, stamp_ns
 from anyseg_ros.core.settings import check_names
 from anyseg_ros.core.topics import DIAGNOSTICS_TOPIC, INPUT_TOPICS, OUTPUT_TOPICS, normalize
 
@@ -84,7 +84,8 @@ class Monitor:
     def on_labels(self, msg) -> None:
         received = self.clock()
         with self.lock:
-            self._labels[stamp_ns(msg.header)] = (received, decode_image(msg, allowed=("mono8",)))
+            labels = decode_labels(msg)
+            self._labels[stamp_ns(msg.header)] = (received, labels)
             self._join()
 
     def on_info(self, msg) -> None:
@@ -94,7 +95,7 @@ class Monitor:
             self._join()
 
     def on_ground_truth(self, msg) -> None:
-        labels = decode_image(msg, allowed=("mono8",))
+        labels = decode_labels(msg)
         with self.lock:
             self.scorer.add_ground_truth(stamp_ns(msg.header), labels)
 

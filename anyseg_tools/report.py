@@ -18,6 +18,7 @@ import numpy as np
 
 from anyseg_model.metrics import markdown_table
 from anyseg_model.modalities import MODALITIES, subset_name
+from anyseg_ros.core.decode import unlabelled
 
 from .scoring import FrameResult
 
@@ -143,14 +144,17 @@ def write_ply(
     path: Path, points: np.ndarray, labels: np.ndarray, palette: Sequence[Sequence[int]]
 ) -> Path:
     """A labelled point cloud as ASCII PLY (x, y, z, intensity, label, class colour), readable by
-    open3d, CloudCompare and MeshLab. Points off the camera image have label 255 (grey)."""
+    open3d, CloudCompare and MeshLab. Points off the camera image have label 255 (65535 with
+    uint16 labels), grey."""
     path.parent.mkdir(parents=True, exist_ok=True)
     pts = np.asarray(points, np.float32)
+    labels = np.asarray(labels)
     intensity = pts[:, 3] if pts.shape[1] > 3 else np.zeros(len(pts), np.float32)
-    colours = np.vstack(
-        [np.asarray(palette, np.uint8), np.full((256 - len(palette), 3), 128, np.uint8)]
-    )
+    size = max(len(palette), unlabelled(labels.dtype) + 1)
+    colours = np.full((size, 3), 128, np.uint8)
+    colours[: min(len(palette), size)] = np.asarray(palette, np.uint8)[:size]
     rgb = colours[labels]
+    label_type = "uchar" if labels.dtype == np.uint8 else "ushort"
     header = [
         "ply",
         "format ascii 1.0",
@@ -159,7 +163,7 @@ def write_ply(
         "property float y",
         "property float z",
         "property float intensity",
-        "property uchar label",
+        f"property {label_type} label",
         "property uchar red",
         "property uchar green",
         "property uchar blue",

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from anyseg_ros.core.decode import DecodeError, decode_image, stamp_ns
+from anyseg_ros.core.decode import DecodeError, decode_labels, stamp_ns
 from anyseg_ros.core.settings import InputSettings, SyncSettings
 from anyseg_ros.core.sync import FrameSet
 from anyseg_ros.core.topics import (
@@ -127,7 +127,7 @@ class BagWalk:
         try:
             if rec.topic == self.labels_topic:
                 msg = deserialize(rec)
-                self.on_ground_truth(stamp_ns(msg.header), decode_image(msg, allowed=("mono8",)))
+                self.on_ground_truth(stamp_ns(msg.header), decode_labels(msg))
             elif kind == "camera_info":
                 self.pipeline.set_camera_info(deserialize(rec), modality)
             elif kind == "tf":  # (tf_static was read before the walk)

@@ -57,9 +57,15 @@ POINTFIELD_TYPES: dict[int, str] = {
     7: "f4",
     8: "f8",
 }
-FLOAT32, UINT8 = 7, 2
+FLOAT32, UINT8, UINT16 = 7, 2, 4
 
-UNLABELLED = 255  # label of LiDAR points outside the camera image
+UNLABELLED = 255  # label of LiDAR points outside the camera image (uint8 labels)
+
+
+def unlabelled(dtype: Any) -> int:
+    """The id of "no label" for labels of ``dtype``: 65535 for uint16 labels (models of more
+    than 255 classes), else 255; no class has it."""
+    return 65535 if np.dtype(dtype) == np.uint16 else UNLABELLED
 
 
 class DecodeError(ValueError):
@@ -103,15 +109,28 @@ def _byte_view(data: Any) -> np.ndarray:
         return np.asarray(data, dtype=np.uint8).reshape(-1)  # a list of ints
 
 
+# Label images as the node publishes them: class ids, mono16 for models of more than 255 classes.
+LABEL_ENCODINGS: tuple[str, ...] = ("mono8", "mono16")
+
+
+def decode_labels(msg: Any, max_pixels: int | None = None) -> np.ndarray:
+    """A label image (mono8 or mono16 class ids) -> (H, W) uint8 / uint16, values as they are
+    (no scaling, unlike a mono16 camera image)."""
+    return decode_image(msg, LABEL_ENCODINGS, max_pixels, convert=False)
+
+
 def decode_image(
-    msg: Any, allowed: tuple[str, ...] | None = None, max_pixels: int | None = None
+    msg: Any,
+    allowed: tuple[str, ...] | None = None,
+    max_pixels: int | None = None,
+    convert: bool = True,
 ) -> np.ndarray:
     """sensor_msgs/Image -> contiguous array: (H, W, 3) uint8 in RGB order for the colour
     encodings (rgb8, bgr8, rgba8, bgra8, yuv422, yuv422_yuy2, bayer_*), (H, W) uint8 for mono8
     and mono16 (scaled to 8 bits), else (H, W) uint16 / int16 / float32 in native byte order.
 
     ``allowed`` restricts the encodings (per input topic); ``max_pixels`` rejects huge images
-    before touching the data.
+    before touching the data; ``convert=False`` keeps single-channel values as they are.
     """
     enc = str(msg.encoding)
     if enc not in IMAGE_ENCODINGS or (allowed is not None and enc not in allowed):
@@ -136,7 +155,7 @@ def decode_image(
     if enc == "bgr8":
         arr = arr[..., ::-1]
     arr = arr[..., 0] if ch == 1 else arr
-    if enc in COLOR_LAYOUTS:
+    if enc in COLOR_LAYOUTS and (convert or ch != 1):
         try:
             return to_rgb(arr, enc)
         except ValueError as e:  # e.g. an odd width for 4:2:2
@@ -165,9 +184,11 @@ def build_image(arr: np.ndarray, encoding: str) -> dict[str, Any]:
 
 
 def colorize(labels: np.ndarray, palette: Any) -> np.ndarray:
-    """(H, W) uint8 class ids -> (H, W, 3) uint8 colours; ids beyond the palette are black."""
-    pal = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)[:256]
-    lut = np.zeros((256, 3), np.uint8)
+    """(H, W) uint8 or uint16 class ids -> (H, W, 3) uint8 colours; ids beyond the palette are
+    black."""
+    size = 65536 if labels.dtype == np.uint16 else 256  # every value of the dtype has an entry
+    pal = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)[:size]
+    lut = np.zeros((size, 3), np.uint8)
     lut[: len(pal)] = pal
     return np.take(lut, labels, axis=0)  # 4x faster than lut[labels] at 640x480
 
@@ -338,8 +359,9 @@ class PointFieldSpec(NamedTuple):
 
 
 def build_pointcloud(points: np.ndarray, labels: np.ndarray | None = None) -> dict[str, Any]:
-    """(N, 3|4) float points [+ (N,) uint8 labels] -> PointCloud2 kwargs (all but the header):
-    one row of float32 x, y, z[, intensity] and a uint8 ``label`` field (padded to 4 bytes)."""
+    """(N, 3|4) float points [+ (N,) uint8 / uint16 labels] -> PointCloud2 kwargs (all but the
+    header): one row of float32 x, y, z[, intensity] and a ``label`` field of the labels' width
+    (uint8 or uint16, padded to 4 bytes)."""
     pts = np.asarray(points, dtype=np.float32)
     if pts.ndim != 2 or pts.shape[1] not in (3, 4):
         raise ValueError(f"points must be (N, 3) or (N, 4), got {pts.shape}")
@@ -347,17 +369,20 @@ def build_pointcloud(points: np.ndarray, labels: np.ndarray | None = None) -> di
     names = ["x", "y", "z", "intensity"][:k]
     specs = [PointFieldSpec(nm, 4 * i, FLOAT32) for i, nm in enumerate(names)]
     if labels is not None:
-        labels = np.asarray(labels, dtype=np.uint8).reshape(-1)
+        labels = np.asarray(labels).reshape(-1)
+        wide = labels.dtype == np.uint16
+        labels = labels if wide else labels.astype(np.uint8)
         if labels.size != n:
             raise ValueError(f"{labels.size} labels for {n} points")
-        specs.append(PointFieldSpec("label", 4 * k, UINT8))
+        specs.append(PointFieldSpec("label", 4 * k, UINT16 if wide else UINT8))
     point_step = 4 * len(specs)
-    # Records of 4-byte slots, filled as one block: the floats, then the label byte and three
-    # zero bytes, written as one uint32 whose first byte in memory is the label.
+    # Records of 4-byte slots, filled as one block: the floats, then the label (1 or 2 bytes)
+    # and zero padding, written as one uint32 whose first bytes in memory are the label.
     rec = np.empty((n, len(specs)), np.float32)
     rec[:, :k] = pts
     if labels is not None:
-        rec[:, k].view(np.uint32)[:] = labels.astype(np.uint32) << (24 * NATIVE_BIGENDIAN)
+        shift = (32 - 8 * labels.dtype.itemsize) * NATIVE_BIGENDIAN
+        rec[:, k].view(np.uint32)[:] = labels.astype(np.uint32) << shift
     return {
         "height": 1,
         "width": n,
@@ -372,10 +397,11 @@ def build_pointcloud(points: np.ndarray, labels: np.ndarray | None = None) -> di
 
 def labels_for_points(pixel: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Per-point class id from a label image and each point's (u, v) pixel (-1 where the point
-    is off-image) -> (N,) uint8, :data:`UNLABELLED` off-image."""
+    is off-image) -> (N,) of the labels' dtype, :func:`unlabelled` (255 for uint8) off-image."""
     pixel = np.asarray(pixel)
     h, w = labels.shape
-    # A flat index with one extra pixel holding UNLABELLED for the points off the image.
+    # A flat index with one extra pixel holding "no label" for the points off the image.
     flat = pixel[:, 1] * w + pixel[:, 0]
     np.copyto(flat, h * w, where=pixel[:, 0] < 0)
-    return np.append(labels.reshape(-1), np.uint8(UNLABELLED)).take(flat)
+    none = np.array([unlabelled(labels.dtype)], labels.dtype)
+    return np.concatenate([labels.reshape(-1), none]).take(flat)

@@ -10,8 +10,8 @@ is allocated: points per message, bytes per point, the x/y/z fields inside the p
 overlapping, so a decoded cloud is at most 16 bytes per point and ``max_points`` points.
 
 The labelled cloud keeps the input's bytes, fields (ring, t, ...) and organisation and adds a
-``label`` uint32 field (as PCL's PointXYZL), :data:`~anyseg_ros.core.decode.UNLABELLED` where a
-point has no return or falls outside the camera image.
+``label`` uint32 field (as PCL's PointXYZL), 255 (65535 for models of more than 255 classes)
+where a point has no return or falls outside the camera image.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ import numpy as np
 
 from .decode import (
     POINTFIELD_TYPES,
-    UNLABELLED,
     DecodeError,
     PointFieldSpec,
     _byte_view,
     _to_array,
+    unlabelled,
 )
 
 MAX_POINT_STEP = 4096  # bytes; the widest driver point type is 64 bytes
@@ -164,15 +164,15 @@ def decode_pointcloud(msg: Any, max_points: int | None = None) -> np.ndarray:
 def build_labelled_cloud(cloud: Cloud, labels: np.ndarray) -> dict[str, Any]:
     """PointCloud2 kwargs (all but the header): the input cloud, same organisation and fields,
     plus ``label`` uint32 after its last byte (4-byte aligned). ``labels`` (N,) are the labels
-    of ``cloud.points``; points without a return get :data:`UNLABELLED`. An input field called
-    ``label`` is replaced."""
+    of ``cloud.points``; points without a return get :func:`~anyseg_ros.core.decode.unlabelled`
+    of the labels' dtype (255 for uint8). An input field called ``label`` is replaced."""
     labels = np.asarray(labels).reshape(-1)
     if labels.size != cloud.index.size:
         raise ValueError(f"{labels.size} labels for {cloud.index.size} points")
     n, step = cloud.raw.shape
     offset = -(-step // 4) * 4
     out_step = offset + 4
-    full = np.full(n, UNLABELLED, np.uint32)
+    full = np.full(n, unlabelled(labels.dtype), np.uint32)
     full[cloud.index] = labels
     rows = np.zeros((n, out_step), np.uint8)
     rows[:, :step] = cloud.raw

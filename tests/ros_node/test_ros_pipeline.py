@@ -249,3 +249,37 @@ def test_a_reused_sweep_is_projected_once_and_its_points_not_published_again():
     other.k = [W, 0, W / 2, 0, W, H / 2, 0, 0, 1]  # another calibration: a new scan
     pipe.set_camera_info(other)
     assert pipe.arrays(later)["lidar"] is not a["lidar"]
+
+
+def test_models_of_more_than_255_classes_publish_mono16_labels_that_never_wrap(tmp_path):
+    """Issue 14 item 2: uint8 labels wrapped above 255 (17,060 of 19,200 pixels changed)."""
+    import torch
+
+    from anyseg_model import Segmentor, create_model, save_checkpoint
+    from anyseg_model.inference import label_dtype
+    from anyseg_ros.core.decode import colorize, decode_labels, labels_for_points
+
+    assert label_dtype(255) == np.uint8 and label_dtype(256) == np.uint16
+    with pytest.raises(ValueError, match="1..65535"):
+        label_dtype(70_000)
+    model = create_model("anyseg_tiny", num_classes=300, modalities=("rgb",))
+    with torch.no_grad():  # make class 299 win everywhere: a wrapping uint8 would give 43
+        model.decode_head.classifier.bias.fill_(-10.0)
+        model.decode_head.classifier.bias[299] = 10.0
+    ckpt = save_checkpoint(model, tmp_path / "wide.pt")
+    seg = Segmentor.from_checkpoint(ckpt, "cpu")
+    pred = seg.predict({"rgb": np.zeros((64, 64, 3), np.uint8)})
+    assert pred.labels.dtype == np.uint16 and (pred.labels == 299).all()
+
+    s = Settings.from_parameters({"checkpoint": str(ckpt), "modalities": ["rgb"]})
+    pipe = Pipeline(s.inputs, [(i % 256, 0, 0) for i in range(300)])
+    img = np.zeros((64, 64, 3), np.uint8)
+    fs = FrameSet(0, "rgb", {"rgb": (0, Sample(header(0, "cam"), img))})
+    out = pipe.outputs(fs, pipe.arrays(fs), pred.labels, want_color=True)
+    assert out.labels["encoding"] == "mono16"
+    labels = decode_labels(NS(header=header(0, "cam"), **out.labels))
+    assert labels.dtype == np.uint16 and (labels == 299).all()
+    assert (colorize(pred.labels, pipe.palette) == (299 % 256, 0, 0)).all()
+    # LiDAR points off the image: 65535 ("no label"), not a class id.
+    on_off = labels_for_points(np.array([[1, 1], [-1, -1]]), pred.labels)
+    assert on_off.dtype == np.uint16 and on_off.tolist() == [299, 65535]
