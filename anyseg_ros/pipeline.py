@@ -72,8 +72,23 @@ def sync_parameters(settings: SyncSettings) -> dict[str, Any]:
 
 def synchronizer(settings: SyncSettings) -> ModalitySynchronizer:
     """The synchroniser for validated settings (the node's, and the offline tools'); a live
-    change reconfigures it with ``sync.configure(**sync_parameters(new))``."""
-    return ModalitySynchronizer(settings.modalities, **sync_parameters(settings))
+    change reconfigures it with ``sync.configure(**sync_parameters(new))``. Waiting messages
+    hold at most ``max_buffer_mb`` of decoded data together (:func:`sample_bytes`)."""
+    return ModalitySynchronizer(
+        settings.modalities,
+        **sync_parameters(settings),
+        max_buffer_bytes=settings.max_buffer_bytes,
+        payload_bytes=sample_bytes,
+    )
+
+
+def sample_bytes(sample: Any) -> int:
+    """Bytes a waiting :class:`Sample` keeps alive (its arrays; views of the message count as
+    the message's data, so this is an upper bound of what it holds)."""
+    total = 0 if sample.data is None else sample.data.nbytes
+    if sample.cloud is not None:
+        total += sample.cloud.raw.nbytes
+    return total
 
 
 class InputTopic(NamedTuple):

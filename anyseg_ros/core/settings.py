@@ -160,6 +160,13 @@ PARAMETERS: tuple[Param, ...] = (
         "an alternative to lidar_extrinsic (camera values are used until camera_info arrives).",
     ),
     Param(
+        "max_buffer_mb",
+        256.0,
+        "double",
+        "Decoded sensor data waiting in the synchroniser, all sensors together, is kept under "
+        "this many MiB: beyond it the oldest waiting message is dropped (counted as memory).",
+    ),
+    Param(
         "max_image_pixels",
         8_294_400,
         "integer",
@@ -251,6 +258,7 @@ PARAMETERS: tuple[Param, ...] = (
 )
 
 PARAMETER_NAMES: tuple[str, ...] = tuple(p.name for p in PARAMETERS)
+MAX_BUFFER_MB = 65536.0
 # Durations: below 1 us a value is not meaningful (nanosecond rounding would make it 0), above
 # an hour it is a mistake.
 MIN_DURATION_MS, MAX_DURATION_MS = 0.001, 3_600_000.0
@@ -317,6 +325,7 @@ class SyncSettings:
     anchor_priority: tuple[str, ...]  # enabled modalities only
     max_age_ns: Mapping[str, int]  # every enabled modality; 0 = each message used once
     max_clock_offset_ns: int  # 0 = not checked
+    max_buffer_bytes: int  # decoded data of all waiting messages together
 
     @classmethod
     def from_parameters(cls, values: Mapping[str, Any]) -> SyncSettings:
@@ -338,7 +347,10 @@ class SyncSettings:
                 v["anchor_priority"],
                 f"must list at least one enabled modality of {list(ordered)}",
             )
-        return cls(ordered, slop, timeouts, wait, anchors, ages, offset)
+        mb = _number(v, "max_buffer_mb", low=1.0, inclusive=True)
+        if mb > MAX_BUFFER_MB:
+            raise SettingsError("max_buffer_mb", mb, f"must be at most {MAX_BUFFER_MB:.0f}")
+        return cls(ordered, slop, timeouts, wait, anchors, ages, offset, int(mb * 2**20))
 
 
 TRANSPORTS: dict[str, tuple[str, ...]] = {

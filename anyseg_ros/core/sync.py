@@ -42,7 +42,7 @@ from one callback group.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +66,7 @@ DROP_REASONS: tuple[str, ...] = (
     "late",  # arrived after every set it could have joined was emitted
     "unmatched",  # buffered, then aged out without joining a set
     "overflow",  # more than max_buffer messages of one modality waiting
+    "memory",  # the oldest waiting message, when all waiting ones exceed max_buffer_bytes
     "reset",  # discarded by a reset (clock or stamps jumped back)
 )
 
@@ -118,10 +119,10 @@ class SyncEvent:
 
 
 class _Msg:
-    __slots__ = ("stamp", "payload", "arrival")
+    __slots__ = ("stamp", "payload", "arrival", "size")
 
-    def __init__(self, stamp: int, payload: Any, arrival: int) -> None:
-        self.stamp, self.payload, self.arrival = stamp, payload, arrival
+    def __init__(self, stamp: int, payload: Any, arrival: int, size: int = 0) -> None:
+        self.stamp, self.payload, self.arrival, self.size = stamp, payload, arrival, size
 
 
 class ModalitySynchronizer:
@@ -145,6 +146,9 @@ class ModalitySynchronizer:
         clock_jump_ns: the clock going back by more than this resets; smaller steps back are
             clamped (time never runs backwards inside).
         max_buffer: messages kept per modality while waiting (oldest dropped beyond).
+        max_buffer_bytes: all waiting messages together hold at most this many bytes, as
+            ``payload_bytes(payload)`` counts them (None: no limit); beyond it the oldest
+            waiting message of any modality is dropped ("memory").
     """
 
     def __init__(
@@ -161,6 +165,8 @@ class ModalitySynchronizer:
         stamp_jump_ns: int = 1_000_000_000,
         clock_jump_ns: int = 100_000_000,
         max_buffer: int = 64,
+        max_buffer_bytes: int | None = None,
+        payload_bytes: Callable[[Any], int] = lambda payload: 0,
     ) -> None:
         mods = list(dict.fromkeys(modalities))
         if not mods or any(m not in MODALITIES for m in mods):
@@ -173,6 +179,8 @@ class ModalitySynchronizer:
         self.stamp_jump_ns = stamp_jump_ns
         self.clock_jump_ns = clock_jump_ns
         self.max_buffer = max_buffer
+        self.max_buffer_bytes = max_buffer_bytes
+        self._payload_bytes = payload_bytes
         self._health = HealthMonitor(uniform_timeouts(self.modalities, timeout_ns))
         self._clocks = ClockOffsets(self.modalities)
         self._joins = JoinTracker(self.modalities)
@@ -244,7 +252,9 @@ class ModalitySynchronizer:
             self._start = now
         if reason is None:
             buf = self._buffers[modality]
-            buf.append(_Msg(stamp_ns, payload, now))
+            msg = _Msg(stamp_ns, payload, now, self._payload_bytes(payload))
+            buf.append(msg)
+            self.buffered_bytes += msg.size
             if self._newest[modality] is not None:
                 gaps = self._gaps[modality]
                 gaps.append(stamp_ns - self._newest[modality])
@@ -253,6 +263,7 @@ class ModalitySynchronizer:
             if len(buf) > self.max_buffer:
                 self._retire(modality, buf.popleft())
                 self.drops["overflow"] += 1
+            self._bound_bytes()
         else:
             self.drops[reason] += 1
         if reason in (None, "late", "future", "ahead"):
@@ -340,6 +351,7 @@ class ModalitySynchronizer:
     def _clear(self) -> None:
         # Per modality: unused messages in stamp order (appends only, stamps strictly increase).
         self._buffers: dict[str, deque[_Msg]] = {m: deque() for m in self.modalities}
+        self.buffered_bytes = 0  # payload_bytes of every waiting message
         self._newest: dict[str, int | None] = dict.fromkeys(self.modalities)
         self._gaps: dict[str, deque[int]] = {m: deque(maxlen=GAP_WINDOW) for m in self.modalities}
         self._period: dict[str, int | None] = dict.fromkeys(self.modalities)  # median gap
@@ -350,8 +362,17 @@ class ModalitySynchronizer:
         self._clocks.reset()
         self._joins.reset()
 
+    def _bound_bytes(self) -> None:
+        """Drop the oldest waiting messages until the buffers hold at most max_buffer_bytes."""
+        limit = self.max_buffer_bytes
+        while limit is not None and self.buffered_bytes > limit:
+            oldest = min((b for b in self._buffers.values() if b), key=lambda b: b[0].arrival)
+            self._retire(next(m for m, b in self._buffers.items() if b is oldest), oldest.popleft())
+            self.drops["memory"] += 1
+
     def _retire(self, modality: str, msg: _Msg) -> None:
         """A message left the buffer (used, aged out, overflowed): max_age may still reuse it."""
+        self.buffered_bytes -= msg.size
         last = self._last[modality]
         if last is None or msg.stamp > last.stamp:
             self._last[modality] = msg

@@ -495,6 +495,12 @@ def _provoke(reason: str) -> ModalitySynchronizer:
         sync = make(("rgb", "depth"), anchor_priority=("rgb",), max_buffer=2)
         for k in range(3):
             sync.push("depth", k * MS, k, k * MS)
+    elif reason == "memory":
+        sync = make(
+            ("rgb", "depth"), anchor_priority=("rgb",), max_buffer_bytes=10, payload_bytes=len
+        )
+        for k in range(3):  # 4 bytes each: the third goes over 10, the oldest goes
+            sync.push("depth", k * MS, "dddd", k * MS)
     elif reason == "reset":
         sync = make(("rgb", "depth"), anchor_priority=("rgb",))
         sync.push("depth", 100 * S, "pending", 100 * S)
@@ -507,6 +513,31 @@ def test_each_drop_reason_counts_exactly_its_own_drops(reason):
     drops = _provoke(reason).drops
     assert set(drops) == set(DROP_REASONS)
     assert {r: n for r, n in drops.items() if n} == {reason: 1}
+
+
+def test_waiting_messages_never_hold_more_than_max_buffer_bytes():
+    """Issue 14 item 4: with 64 slots per sensor at the size cap a node could hold gigabytes;
+    the bytes of all waiting messages together are bounded, the oldest going first."""
+    sync = make(
+        ("rgb", "depth", "lidar"),
+        anchor_priority=("rgb",),
+        max_buffer=64,
+        max_buffer_bytes=1000,
+        payload_bytes=len,
+    )
+    peak = 0
+    for k in range(200):  # rgb never comes: depth and lidar pile up waiting for an anchor
+        sync.push("depth", k * MS, "d" * 30, k * MS)
+        sync.push("lidar", k * MS + 1, "l" * 70, k * MS + 1)
+        peak = max(peak, sync.buffered_bytes)
+        assert sync.buffered_bytes == sum(len(m.payload) for b in sync._buffers.values() for m in b)
+    assert peak <= 1000 and sync.drops["memory"] > 0
+    # The newest of each stream is still there (what a frame set would take first).
+    assert sync._buffers["depth"][-1].stamp == 199 * MS
+    (fs,) = sync.push("rgb", 199 * MS, "r", 199 * MS + 2)
+    assert fs.modalities == ("rgb", "depth", "lidar")
+    # What is still waiting (within slop of later anchors) is counted exactly.
+    assert sync.buffered_bytes == sum(len(m.payload) for b in sync._buffers.values() for m in b)
 
 
 def test_unknown_modality_and_bad_arguments():
