@@ -48,6 +48,9 @@ def cv2_module() -> Any:
         import cv2
     except ImportError as e:
         raise CodecUnavailable(f"compressed transport needs OpenCV ({e}); {INSTALL_HINT}") from None
+    # A corrupt payload is counted by reason on /diagnostics; OpenCV's own warning per message
+    # would only flood the log (libjpeg still prints its one line).
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     return cv2
 
 

@@ -55,10 +55,12 @@ from .config import WorldConfig
 from .world import SyntheticWorld
 
 TICK_HZ = 30
+# The world renders depth and events on the colour camera's grid, so they go out as a driver's
+# registered (aligned) images do: in the colour camera's optical frame.
 FRAME_IDS = {
     "rgb": "camera_rgb",
-    "depth": "camera_depth",
-    "event": "camera_event",
+    "depth": "camera_rgb",
+    "event": "camera_rgb",
     "lidar": "lidar",
 }
 
