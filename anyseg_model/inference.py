@@ -12,12 +12,10 @@ import torch
 import torch.nn.functional as F
 
 from .backends import BACKENDS, OnnxBackend, TorchBackend, keep_freed_memory, set_threads
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import MAX_CLASSES, load_checkpoint
 from .modalities import canonical
 from .preprocess import reference_size, to_batch
 from .representations import LidarScan
-
-MAX_CLASSES = 65535  # class ids fit uint16, with 65535 left for "no label"
 
 
 def label_dtype(num_classes: int) -> np.dtype:
@@ -94,13 +92,7 @@ class Segmentor:
     def from_checkpoint(cls, path: str | Path, device: str = "auto", **kw: Any) -> Segmentor:
         """Load ``path`` (see :mod:`anyseg_model.checkpoint`) onto ``device`` (auto/cpu/cuda:N);
         ``kw``: backend, onnx_dir, threads. Any problem with the file is a CheckpointError."""
-        try:
-            checkpoint = load_checkpoint(path)
-        except CheckpointError:
-            raise
-        except (ValueError, TypeError, KeyError) as e:  # e.g. a representation's parameter
-            raise CheckpointError(f"checkpoint {str(path)!r}: {e}") from None
-        return cls(checkpoint, device, checkpoint_path=path, **kw)
+        return cls(load_checkpoint(path), device, checkpoint_path=path, **kw)
 
     @property
     def model(self) -> torch.nn.Module | None:

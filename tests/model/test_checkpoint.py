@@ -170,3 +170,84 @@ def test_int_keys_survive_the_round_trip(tmp_path):
         isinstance(k, int) for k in state["state"]
     )
     torch.optim.AdamW(model.parameters()).load_state_dict(state)
+
+
+def test_a_pickled_call_is_named_as_code(tmp_path, ckpt):
+    """torch 2.13 words the refusal "unsupported GLOBAL posix.system": it is code, not a
+    broken file, and the message says so."""
+    data = read_checkpoint(ckpt[0])
+    data["meta"] = {"evil": _System("true")}
+    bad = tmp_path / "system.pt"
+    torch.save(data, bad)
+    with pytest.raises(CheckpointError, match=r"carries code .*system.*not run") as e:
+        load_checkpoint(bad)
+    assert str(bad) in str(e.value) and "\n" not in str(e.value)
+
+
+class _System:
+    def __init__(self, cmd):
+        self.cmd = cmd
+
+    def __reduce__(self):
+        return (os.system, (self.cmd,))
+
+
+def _set(data, path, value):
+    *parents, leaf = path.split(".")
+    d = data
+    for p in parents:
+        d = d[p]
+    if value is _DELETE:
+        del d[leaf]
+    else:
+        d[leaf] = value
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize(
+    "field, value, fragment",
+    [  # issue 14's malformed checkpoints, each a traceback before
+        ("representations", _DELETE, "representations"),
+        ("palette", _DELETE, "palette"),
+        ("classes", _DELETE, "classes"),
+        ("model", _DELETE, "model"),
+        ("representations.rgb", 3, "representations"),
+        ("representations.depth", {"name": "depth_metric", "params": {"range": 9}}, "range"),
+        ("representations.depth", {"name": "depth_metric", "params": {"max_range_m": 0}}, "max"),
+        ("palette", [0, 0, 0] * 25, "palette"),
+        ("input_size", "abc", "input_size"),
+        ("input_size", [0, 0], "input_size"),
+        ("input_size", [100_000, 100_000], "input_size"),
+        ("model.num_classes", 5_000_000, "num_classes"),
+        ("model.modalities", ["rgb", "sonar"], "modalities"),
+        ("state_dict", _DELETE, "state_dict"),
+    ],
+)
+def test_every_malformed_checkpoint_is_one_line_naming_file_and_field(
+    tmp_path, ckpt, field, value, fragment
+):
+    data = read_checkpoint(ckpt[0])
+    _set(data, field, value)
+    path = tmp_path / "malformed.pt"
+    torch.save(data, path)
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(path)
+    msg = str(e.value)
+    assert str(path) in msg and fragment in msg and "\n" not in msg, msg
+
+
+def test_a_decompression_bomb_is_refused_from_the_zip_directory(tmp_path, ckpt):
+    """A small file whose deflated entry expands far beyond its size is refused before any
+    byte of it is decompressed (3.8 MB expanded to 2.27 GB before)."""
+    import zipfile
+
+    bomb = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(ckpt[0]) as src, zipfile.ZipFile(bomb, "w") as dst:
+        for entry in src.infolist():
+            dst.writestr(entry.filename, src.read(entry.filename))
+        dst.writestr("bomb/data/99", bytes(64 * 2**20), compress_type=zipfile.ZIP_DEFLATED)
+    assert bomb.stat().st_size < 4 * 2**20
+    with pytest.raises(CheckpointError, match="decompression bomb"):
+        load_checkpoint(bomb)

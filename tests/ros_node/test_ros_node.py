@@ -245,6 +245,41 @@ def test_checkpoint_that_does_not_fit_the_inputs(tmp_path):
     assert "supports modalities ['rgb', 'depth']" in lines[0] and "['event', 'lidar']" in lines[0]
 
 
+@pytest.mark.parametrize("defect", ["flat palette", "code"])
+def test_a_malformed_checkpoint_stops_the_node_with_one_line(tmp_path, tiny_checkpoint, defect):
+    """Issue 14 item 7: each such checkpoint ended in a traceback with exit 1."""
+    import torch
+
+    from anyseg_model.checkpoint import read_checkpoint
+
+    data = read_checkpoint(tiny_checkpoint)
+    if defect == "flat palette":
+        data["palette"] = [v for c in data["palette"] for v in c]
+    else:
+        data["meta"] = {"x": _System("true")}
+    ckpt = tmp_path / "bad.pt"
+    torch.save(data, ckpt)
+    values = {"checkpoint": str(ckpt), "device": "cpu", "lidar_extrinsic": LIDAR_TO_CAMERA}
+    params = write_params(tmp_path / "p.yaml", values)
+    r = subprocess.run(
+        node_command(params), env=loopback_env(), capture_output=True, text=True, timeout=120
+    )
+    lines = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip()]
+    assert r.returncode == 2 and len(lines) == 1, lines
+    expected = "palette" if defect == "flat palette" else "carries code"
+    assert str(ckpt) in lines[0] and expected in lines[0], lines
+
+
+class _System:
+    def __init__(self, cmd):
+        self.cmd = cmd
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (self.cmd,))
+
+
 def test_large_images_cross_processes_with_the_loopback_profile():
     """640x480 rgb8 at 30 Hz, best effort, between two processes: the Fast DDS profile's shared
     memory segment and socket buffers make it (nearly) lossless; defaults lose most of them."""
