@@ -33,6 +33,33 @@ class Prediction:
     modalities: tuple[str, ...]  # the modalities that went in, canonical order
 
 
+BAND_ELEMENTS = 2**22  # logits held at once while upsampling (K x rows x W floats)
+
+
+def upsampled_argmax(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``argmax(F.interpolate(logits, size, bilinear))`` for (1, K, h, w) logits, as (H, W)
+    int64, computed in bands of output rows: each band interpolates its two source rows per
+    output row (weights as PyTorch's align_corners=False computes them), then widens."""
+    _, k, h, w = logits.shape
+    height, width = size
+    src = ((torch.arange(height, dtype=torch.float64) + 0.5) * (h / height) - 0.5).clamp(min=0)
+    y0 = src.floor().long()
+    y1 = (y0 + 1).clamp(max=h - 1)
+    a = (src - y0).to(logits.dtype).to(logits.device)[:, None]
+    y0, y1 = y0.to(logits.device), y1.to(logits.device)
+    rows = max(1, BAND_ELEMENTS // (k * width))
+    out = torch.empty(size, dtype=torch.int64, device=logits.device)
+    low = logits[0].float()
+    for r0 in range(0, height, rows):
+        r1 = min(height, r0 + rows)
+        band = torch.lerp(low[:, y0[r0:r1]], low[:, y1[r0:r1]], a[r0:r1].float())  # (K, r, w)
+        band = F.interpolate(
+            band[None], size=(r1 - r0, width), mode="bilinear", align_corners=False
+        )
+        out[r0:r1] = band[0].argmax(0)
+    return out
+
+
 def resolve_device(device: str) -> torch.device:
     """'auto' -> the first CUDA device when there is one, else CPU; otherwise as given."""
     if device == "auto":
@@ -107,11 +134,21 @@ class Segmentor:
         logits = self.runner(batch)
         return F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
 
+    @torch.inference_mode()
     def predict(self, arrays: Mapping[str, Any]) -> Prediction:
-        """Labels and confidence for one frame set: ``{modality: raw array or LidarScan}``."""
-        prob = self.logits(arrays)[0].softmax(0)
-        conf, labels = prob.max(0)
-        ids = labels.to(torch.int32).cpu().numpy().astype(label_dtype(len(self.classes)))
+        """Labels and confidence for one frame set: ``{modality: raw array or LidarScan}``.
+
+        Labels are the argmax of the logits upsampled bilinearly to the reference input's size,
+        computed a band of rows at a time, so a 4K camera costs bands of ~16 MiB instead of
+        K x H x W floats at once; the confidence is the softmax maximum at the network's
+        output resolution, resampled to that size."""
+        out_size = reference_size(arrays)
+        batch = to_batch(arrays, self.representations, self.input_size or out_size, self.device)
+        low = self.runner(batch)  # (1, K, h, w) at the network's output resolution
+        labels = upsampled_argmax(low, out_size).cpu().numpy()
+        conf = low[0].float().softmax(0).amax(0)[None, None]
+        conf = F.interpolate(conf, size=out_size, mode="bilinear", align_corners=False)[0, 0]
+        ids = labels.astype(label_dtype(len(self.classes)))
         return Prediction(ids, conf.cpu().numpy(), canonical(arrays))
 
     def warmup(self, size: tuple[int, int] | None = None) -> None:
