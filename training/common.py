@@ -150,6 +150,8 @@ def build_model(cfg: Config, data: DataBundle, pretrained: str | None = None) ->
         len(data.classes),
         data.modalities,
         norm=m.norm,
+        fusion=m.fusion,
+        head_norm=m.head_norm,
         decoder_dim=m.decoder_dim or None,
         drop_path=m.drop_path,
         dropout=m.dropout,

@@ -34,10 +34,11 @@ from anyseg_model.modalities import canonical
 from anyseg_model.representations import DEFAULT_REPRESENTATIONS, Representation
 from anyseg_sim.files import raw_inputs
 
+from ..config import DELIVER_FAILURES
 from .registry import register_dataset
 
 CONDITIONS = ("cloud", "fog", "night", "rain", "sun")
-FAILURES = ("motionblur", "overexposure", "underexposure", "lidarjitter", "eventlowres")
+FAILURES = DELIVER_FAILURES
 SPLITS = ("train", "val", "test")
 
 # Modality -> (folder, file-name token) relative to the RGB image's.
