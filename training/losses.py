@@ -80,8 +80,11 @@ def ohem_cross_entropy(
     loss = F.cross_entropy(logits.float(), target, ignore_index=ignore_index, reduction="none")
     valid = target != ignore_index
     if per_sample:
-        means = [_ohem(loss[n][valid[n]], thresh, min_kept_frac) for n in range(loss.shape[0])]
-        means = [m for n, m in enumerate(means) if bool(valid[n].any())]
+        means = [
+            _ohem(loss[n][valid[n]], thresh, min_kept_frac)
+            for n in range(loss.shape[0])
+            if bool(valid[n].any())
+        ]
         return torch.stack(means).mean() if means else logits.sum() * 0.0
     loss = loss[valid]
     if loss.numel() == 0:

@@ -144,7 +144,16 @@ def expand_state_for(target: AnySegModel, state: Mapping[str, Tensor]) -> dict[s
 def init_from(target: AnySegModel, state: Mapping[str, Tensor]) -> list[str]:
     """Load ``state`` (e.g. the teacher's) into ``target`` through :func:`expand_state_for`;
     returns what does not fit (missing or unexpected keys other than the gates' own)."""
-    missing, unexpected = target.load_state_dict(expand_state_for(target, state), strict=False)
+    own = target.state_dict()
+    state = expand_state_for(target, state)
+    wrong = [
+        f"{k}: {tuple(v.shape)} vs {tuple(own[k].shape)}"
+        for k, v in state.items()
+        if k in own and own[k].shape != v.shape
+    ]
+    if wrong:
+        return wrong
+    missing, unexpected = target.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith("fusion_gates.")]
     unexpected = [k for k in unexpected if not k.startswith("fusion_gates.")]
     return [f"missing {k}" for k in missing] + [f"unexpected {k}" for k in unexpected]
