@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from anyseg_model.checkpoint import save_checkpoint
+from anyseg_model.checkpoint import remove_stale_temps, save_checkpoint
 from anyseg_model.model import AnySegModel
 
 from .common import DataBundle, subset_list, write_scores
@@ -84,6 +84,9 @@ def fit(
     )
     params = [p for p in trainable.parameters() if p.requires_grad]
     ckpt = out / "checkpoint.pt"
+    if rt.is_main:  # temp files of saves that were killed (SIGKILL, power loss) go
+        for name in (ckpt.name, "teacher.pt", "student.pt"):
+            remove_stale_temps(out / name)
     start_epoch, step = 0, 0
     if resume and ckpt.is_file():
         start_epoch, step = load_training_state(
@@ -93,7 +96,7 @@ def fit(
             print(f"resumed from {ckpt}: {start_epoch} epochs, {step} steps done")
     elif resume and rt.is_main:
         print(f"--resume: no {ckpt} yet, starting fresh")
-    logger = ScalarLogger(out, enabled=rt.is_main)
+    logger = ScalarLogger(out, enabled=rt.is_main, resume_step=step)
     history: list[dict[str, float]] = []
     t_start, images = time.perf_counter(), 0
     epoch, finished = start_epoch, True
