@@ -103,7 +103,7 @@ class LossConfig:
     umd: float = 1.0  # weight of the umd_form below; see losses.py
     umd_form: str = "channel"  # channel (mean channel-wise KL) | reference (height softmax, sum)
     umd_tau: float = 1.0
-    cmd: float = 10.0
+    cmd: float = 3.0  # pairs form; x10 (the reference's) is 4.7x L_sup's gradient (configs)
     cmd_form: str = "pairs"  # pairs (raw features, mean over p < q) | reference (losses.py)
     ummkd: float = 0.0  # Dou et al. weight 0.5 when used
     ummkd_temperature: float = 2.0
@@ -285,6 +285,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"augment.scale must be [lo, hi] with 0 < lo <= hi, got {cfg.augment.scale}"
         )
+    if cfg.model.sync_bn and cfg.model.head_norm == "per_size":
+        raise ConfigError("model.sync_bn works with model.head_norm=batch only")
     if cfg.student.init == "mit" and not cfg.model.pretrained:
         raise ConfigError("student.init=mit needs model.pretrained=PATH to a SegFormer mit_b*.pth")
     if cfg.optim.epochs < 1 or cfg.optim.batch_size < 1:

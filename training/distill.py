@@ -24,7 +24,14 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from anyseg_model import load_checkpoint
-from training.common import base_parser, build_data, build_model, prepare_run, run_meta
+from training.common import (
+    apply_sync_bn,
+    base_parser,
+    build_data,
+    build_model,
+    prepare_run,
+    run_meta,
+)
 from training.dropout import SubsetSampler
 from training.engine import cleanup_runtime
 from training.loop import finish_run, fit
@@ -102,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"student.init=teacher: architectures differ ({', '.join(problems[:4])}); "
                 f"set model.name to the teacher's ({teacher.config.get('name')})"
             )
-    model.to(rt.device)
+    model = apply_sync_bn(model.to(rt.device), cfg, rt)
 
     # Anymodal dropout: a presence mask per sample, from a stream of this rank's own.
     sampler = SubsetSampler(
@@ -148,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         desc="student",
     )
 
-    if rt.is_main and result.finished:
+    if result.finished:
         finish_run(cfg, rt, model, data, out, meta, result, "student")
     cleanup_runtime(rt)
     return 0

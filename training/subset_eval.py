@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from anyseg_model.metrics import SubsetScores
@@ -45,9 +47,17 @@ def evaluate_subsets(
     max_batches: int = 0,
     show: bool = True,
     desc: str = "eval",
+    label_size: Sequence[int] | None = None,
+    distributed: bool = False,
 ) -> SubsetScores:
     """Confusion matrices over the loader for each subset (default: all non-empty subsets of
-    the model's modalities). Samples missing one of a subset's modalities skip that subset."""
+    the model's modalities). Samples missing one of a subset's modalities skip that subset.
+
+    label_size: score against labels resized to (H, W) by nearest neighbour (the paper's
+    protocol scores DELIVER at 1024x1024) instead of the labels' native size.
+    distributed: the loader holds this rank's shard (:class:`ShardSampler`); the confusion
+    matrices are summed over all ranks, so every rank returns the scores of the whole split.
+    """
     was_training = model.training
     model.eval()
     subsets = [canonical(s) for s in (subsets or all_subsets(model.modalities))]
@@ -60,6 +70,9 @@ def evaluate_subsets(
         avail = batch["available"]  # (B, M) over model.modalities
         inputs = {m: batch["inputs"][m] for m in model.modalities}
         label = batch["label"]
+        if label_size is not None and tuple(label.shape[1:]) != tuple(label_size):
+            label = F.interpolate(label[:, None].float(), size=tuple(label_size), mode="nearest")
+            label = label[:, 0].long()
         with autocast(device, amp_dtype):
             feats = model.forward_features(inputs, avail)
         for subset in subsets:
@@ -75,4 +88,32 @@ def evaluate_subsets(
             pred = logits.argmax(1).cpu().numpy()
             scores.add(subset_name(subset), pred, label[rows].cpu().numpy())
     model.train(was_training)
+    if distributed and dist.is_initialized():
+        all_reduce_scores(scores, [subset_name(s) for s in subsets], device)
     return scores
+
+
+def all_reduce_scores(scores: SubsetScores, names: Sequence[str], device: torch.device) -> None:
+    """Sum every rank's confusion matrices in place (subsets a rank never saw count as zeros,
+    so every rank takes part in the same collective with the same shapes)."""
+    k = len(scores.classes)
+    stack = torch.from_numpy(
+        np.stack([scores.conf.get(n, np.zeros((k, k), np.int64)) for n in names])
+    ).to(device)
+    dist.all_reduce(stack, op=dist.ReduceOp.SUM)
+    total = stack.cpu().numpy()
+    scores.conf = {n: total[i] for i, n in enumerate(names) if total[i].sum() > 0}
+
+
+class ShardSampler(torch.utils.data.Sampler):
+    """Indices rank, rank + world, ... of a data set: disjoint shards covering every sample
+    exactly once (DistributedSampler pads with repeats, which would count samples twice)."""
+
+    def __init__(self, n: int, rank: int, world_size: int) -> None:
+        self.indices = list(range(rank, n, world_size))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
