@@ -60,6 +60,11 @@ def evaluate_subsets(
     """
     was_training = model.training
     model.eval()
+    if distributed and dist.is_initialized():
+        # DDP keeps parameters equal but each rank's BatchNorm running statistics come from its
+        # own last batch: score rank 0's model (the one it saves) on every shard.
+        for buf in model.buffers():
+            dist.broadcast(buf, src=0)
     subsets = [canonical(s) for s in (subsets or all_subsets(model.modalities))]
     scores = SubsetScores(classes)
     total = len(loader) if not max_batches else min(max_batches, len(loader))

@@ -103,3 +103,19 @@ def test_teacher_that_saw_other_inputs_is_refused():
     assert "max_range_m" in teacher_mismatch(params, data)
     size = SimpleNamespace(representations=dict(reps), input_size=(48, 64))
     assert "input size: teacher [48, 64] vs data [96, 128]" in teacher_mismatch(size, data)
+
+
+def test_shipped_configs_load_and_hold_their_recipes():
+    from pathlib import Path
+
+    configs = Path(__file__).resolve().parents[2] / "training" / "configs"
+    for f in sorted(configs.glob("*.yaml")):
+        load_config(f)  # every key known, every value valid
+    deliver = load_config(configs / "deliver_b0.yaml")
+    assert deliver.student.init == "mit" and deliver.model.pretrained
+    assert deliver.optim.grad_clip > 0 and deliver.run.amp  # clipping and AMP on (CUDA)
+    assert deliver.run.eval_protocol == "paper" and deliver.loss.mad == 2.0  # 50 / 25
+    muses = load_config(configs / "muses_b0.yaml")
+    assert muses.model.modalities == ["rgb", "event", "lidar"]
+    assert muses.loss.mad == pytest.approx(50 / 19, abs=0.005)
+    assert muses.optim.lr == pytest.approx(1.2e-4)
