@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default="training/configs/synthetic.yaml")
     p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     p.add_argument("--teacher-epochs", type=int, default=10)
-    p.add_argument("--student-epochs", type=int, default=10)
+    p.add_argument("--student-epochs", type=int, default=5)
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (1 thread each)")
     p.add_argument("--only", nargs="+", help="run names or shell patterns (teacher always first)")
     p.add_argument("--list", action="store_true", help="print the runs and commands, run nothing")
