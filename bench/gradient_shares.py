@@ -142,36 +142,9 @@ def _measure(args, cfg, data, model, teacher, sampler, params) -> dict:
     }
 
 
-def _train_student(cfg, data, model, teacher, sampler, steps: int) -> None:
-    task = StudentTask(model, cfg.loss)
-    opt = build_optimizer(model, cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.betas)
-    n_batches = max(1, len(data.train) // cfg.optim.batch_size)
-    sched = build_scheduler(
-        opt, cfg.optim.epochs * n_batches, int(cfg.optim.warmup_epochs * n_batches)
-    )
-    params = [p for p in model.parameters() if p.requires_grad]
-    step, epoch = 0, 0
-    while step < steps:
-        loader = make_loader(
-            data.train, cfg.optim.batch_size, shuffle=True, seed=cfg.run.seed, epoch=epoch, rt=CPU
-        )
-        for batch in loader:
-            present = sampler.sample(batch["label"].shape[0], batch["available"])
-            tf, tl = teacher_outputs(teacher, batch["inputs"], batch["available"])
-            loss = task(batch["inputs"], present, batch["label"], tf, tl)["loss"]
-            optimizer_step(loss, params, opt, None, cfg.optim.grad_clip)
-            sched.step()
-            step += 1
-            if step >= steps:
-                break
-        epoch += 1
-
-
-def trajectory(args, cfg) -> dict:
-    rt = CPU
-    data = build_data(cfg, rt)
-    model = build_model(cfg, data).train()
-    task = TeacherTask(model, cfg.loss)
+def _train(cfg, data, model, loss_of, steps: int, grad_clip: float) -> list[float]:
+    """``steps`` optimiser steps of the configured schedule over shuffled epochs;
+    ``loss_of(batch)`` gives the loss. Returns the global gradient norm of every step."""
     opt = build_optimizer(model, cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.betas)
     n_batches = max(1, len(data.train) // cfg.optim.batch_size)
     sched = build_scheduler(
@@ -180,17 +153,42 @@ def trajectory(args, cfg) -> dict:
     params = [p for p in model.parameters() if p.requires_grad]
     norms: list[float] = []
     epoch = 0
-    while len(norms) < args.steps:
+    while len(norms) < steps:
         loader = make_loader(
             data.train, cfg.optim.batch_size, shuffle=True, seed=cfg.run.seed, epoch=epoch, rt=CPU
         )
         for batch in loader:
-            loss = task(batch["inputs"], batch["available"], batch["label"])["loss"]
-            norms.append(optimizer_step(loss, params, opt, None, 0.0))  # clipping off
+            norms.append(optimizer_step(loss_of(batch), params, opt, None, grad_clip))
             sched.step()
-            if len(norms) >= args.steps:
+            if len(norms) >= steps:
                 break
         epoch += 1
+    return norms
+
+
+def _train_student(cfg, data, model, teacher, sampler, steps: int) -> None:
+    task = StudentTask(model, cfg.loss)
+
+    def loss_of(batch):
+        present = sampler.sample(batch["label"].shape[0], batch["available"])
+        tf, tl = teacher_outputs(teacher, batch["inputs"], batch["available"])
+        return task(batch["inputs"], present, batch["label"], tf, tl)["loss"]
+
+    _train(cfg, data, model, loss_of, steps, cfg.optim.grad_clip)
+
+
+def trajectory(args, cfg) -> dict:
+    data = build_data(cfg, CPU)
+    model = build_model(cfg, data).train()
+    task = TeacherTask(model, cfg.loss)
+    norms = _train(  # clipping off: the raw norms
+        cfg,
+        data,
+        model,
+        lambda b: task(b["inputs"], b["available"], b["label"])["loss"],
+        args.steps,
+        0.0,
+    )
     marks = sorted({s for s in (1, 2, 5, 10, 20, 50, args.steps) if s <= args.steps})
     return {
         "grad_norm_at_step": {s: round(norms[s - 1], 4) for s in marks},
