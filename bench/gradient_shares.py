@@ -228,6 +228,16 @@ def main(argv: list[str] | None = None) -> int:
         args.steps = args.steps or 100
         report = trajectory(args, cfg)
     report["config"] = {"file": args.config, "overrides": args.overrides}
+    c = cfg.loss
+    report["weights"] = {
+        "sup": 1.0,
+        "mad": c.mad,
+        "umd": c.umd,
+        "cmd": c.cmd,
+        "ummkd": c.ummkd,
+        **{name: change[name.split("_")[0]] for name, change, _ in VARIANTS},
+    }
+    report["forms"] = {"umd": c.umd_form, "cmd": c.cmd_form}
     print(json.dumps(report, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))

@@ -10,7 +10,9 @@ plus training time) and ``cpu.json``. Prints, in markdown:
    which rows reach it, else the closest row and by how much it misses;
 3. per-subset mIoU (mean over seeds), in the paper's layout (arXiv 2411.17141, Table 1);
 4. the same summary with the reference convention (NaN IoU = 0 over all classes);
-5. the CPU time of the study.
+5. the CPU time of the study;
+6. with ``--shares A.json B.json ...`` (``bench/gradient_shares.py shares --json``), the
+   gradient shares of the loss terms, one column per file and measurement.
 """
 
 from __future__ import annotations
@@ -183,8 +185,39 @@ def cpu(root: Path, rows: dict) -> str:
     )
 
 
+def shares(files: list[Path]) -> str:
+    """Gradient norm of each weighted term / L_sup's, per file (student init) and step."""
+    cols, data, weights = [], [], {}
+    for f in files:
+        d = json.loads(f.read_text())
+        weights.update(d.get("weights", {}))
+        init = next(
+            (o.split("=", 1)[1] for o in d["config"]["overrides"] if o.startswith("student.init=")),
+            f.stem,
+        )
+        for key in sorted(k for k in d if k.startswith("measure_at_step_")):
+            cols.append(f"{init}, step {key.rsplit('_', 1)[1]}")
+            data.append(d[key])
+    terms = list(dict.fromkeys(t for m in data for t in m))
+    rows = [
+        [
+            f"{t} x{weights[t]:g}" if t in weights else t,
+            *(m.get(t, {}).get("grad_vs_sup") for m in data),
+        ]
+        for t in terms
+    ]
+    return markdown_table(["term (weight x term)", *cols], rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if "--shares" in argv:
+        i = argv.index("--shares")
+        print(shares([Path(f) for f in argv[i + 1 :]]))
+        argv = argv[:i]
+        if not argv:
+            return 0
+        print()
     root = Path(argv[0] if argv else "runs/study")
     if not (root / "teacher" / "eval.json").is_file():
         print(f"no teacher/eval.json under {root}", file=sys.stderr)
