@@ -98,7 +98,7 @@ def label(init: str, row: str) -> str:
 
 def summary(teacher: dict, rows: dict, key: str) -> str:
     t = metrics(teacher, key)
-    out = [["PML teacher (all modalities, L_sup), 1 seed", "1", *(_f(t[k]) for k in _KEYS)]]
+    out = [["PML teacher (all modalities, L_sup)", "1", *(_f(t[k]) for k in _KEYS)]]
     for (init, row), runs in rows.items():
         ms = [metrics(d, key) for _, d, _ in runs]
         out.append([label(init, row), str(len(runs)), *(pm([m[k] for m in ms]) for k in _KEYS)])
