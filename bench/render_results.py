@@ -145,6 +145,19 @@ def goal(teacher: dict, rows: dict) -> str:
             f"No row reaches it. Closest (smallest worst shortfall): {name}, mean {m:.2f} "
             f"({m - need_mean:+.2f} against the goal), full set {f:.2f} ({f - need_full:+.2f})."
         )
+    # What the single modalities allow: every multi-modality subset at the teacher's full-set
+    # score, the singles as the best row has them.
+    best = max(scored, key=lambda s: s[2])
+    runs = rows[next(k for k in rows if label(*k) == best[1])]
+    singles = mean_std([metrics(d)["single"] for _, d, _ in runs])[0]
+    n_sub = len(teacher["subsets"])
+    cap = (len(SINGLES) * singles + (n_sub - len(SINGLES)) * t["full"]) / n_sub
+    lines.append(
+        f"Ceiling from the single modalities: with the {len(SINGLES)} single-modality subsets "
+        f"as {best[1]} has them (mean {singles:.2f}) and all {n_sub - len(SINGLES)} others at "
+        f"the teacher's full-set score ({t['full']:.2f}), the 15-subset mean would be "
+        f"{cap:.2f}, {cap - need_mean:+.2f} against the goal."
+    )
     best_mean = max(scored, key=lambda s: s[2])
     best_full = max(scored, key=lambda s: s[3])
     lines.append(
