@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         jobs = [pool.submit(execute, r, code, out, config) for r in runs[1:]]
         for job in as_completed(jobs):
             line = job.result()
-            failed += ", rc 0," not in line and "done already" not in line
+            failed += ": rc 0," not in line and "done already" not in line
             print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
     print(f"study: {len(runs)} runs, {(time.time() - t0) / 60:.1f} min wall, {failed} failed")
     return 1 if failed else 0
