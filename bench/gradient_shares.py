@@ -19,7 +19,8 @@ configured) and measures again, because shares move as the student approaches th
 
 ``trajectory`` trains the PML teacher from scratch with ``optim.grad_clip=0`` and prints the
 global gradient norm at steps 1, 2, 5, 10, 20, 50 and N, and step 1 / step N (issue: empty
-tokens, e.g. no events or no LiDAR return in a patch, hit the first patch-embedding LayerNorm).
+tokens, e.g. no events or no LiDAR return in a patch, hit the first patch-embedding LayerNorm);
+``--zero-first-bias`` starts from the old initialisation (that bias at 0) for comparison.
 
 Extra ``key=value`` arguments are config overrides (the data comes from the config; use a small
 ``data.train_frames`` for a quick look). ``--json`` writes the figures.
@@ -180,6 +181,8 @@ def _train_student(cfg, data, model, teacher, sampler, steps: int) -> None:
 def trajectory(args, cfg) -> dict:
     data = build_data(cfg, CPU)
     model = build_model(cfg, data).train()
+    if args.zero_first_bias:  # the initialisation before the fix, for comparison
+        torch.nn.init.zeros_(model.encoder.patch_embed1.proj.bias)
     task = TeacherTask(model, cfg.loss)
     norms = _train(  # clipping off: the raw norms
         cfg,
@@ -213,6 +216,11 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="shares: train N steps, measure again; trajectory: steps recorded (default 100)",
     )
+    p.add_argument(
+        "--zero-first-bias",
+        action="store_true",
+        help="trajectory: start the first patch embedding's bias at 0 (the old initialisation)",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", help="write the figures here")
     p.add_argument("overrides", nargs="*", metavar="key=value")
@@ -228,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         args.steps = args.steps or 100
         report = trajectory(args, cfg)
     report["config"] = {"file": args.config, "overrides": args.overrides}
+    report["zero_first_bias"] = bool(args.zero_first_bias)
     c = cfg.loss
     report["weights"] = {
         "sup": 1.0,

@@ -12,7 +12,11 @@ plus training time) and ``cpu.json``. Prints, in markdown:
 4. the same summary with the reference convention (NaN IoU = 0 over all classes);
 5. the CPU time of the study;
 6. with ``--shares A.json B.json ...`` (``bench/gradient_shares.py shares --json``), the
-   gradient shares of the loss terms, one column per file and measurement.
+   gradient shares of the loss terms, one column per file and measurement;
+7. with ``--trajectory A.json B.json ...`` (``bench/gradient_shares.py trajectory --json``), the
+   early gradient norms of each file side by side;
+8. with ``--demo BEFORE.json AFTER.json`` (two ``runs/demo/report.json`` of ``make demo``), the
+   per-subset mIoU of the two runs side by side.
 """
 
 from __future__ import annotations
@@ -222,8 +226,52 @@ def shares(files: list[Path]) -> str:
     return markdown_table(["term (weight x term)", *cols], rows)
 
 
+def demo(before: Path, after: Path) -> str:
+    """Per-subset mIoU (frames) of two ``make demo`` reports, in the order the node used them."""
+    a, b = json.loads(before.read_text()), json.loads(after.read_text())
+    names = list(dict.fromkeys([*a["subsets"], *b["subsets"]]))
+    rows = []
+    for n in names:
+        x, y = a["subsets"].get(n, {}), b["subsets"].get(n, {})
+        mx, my = x.get("miou"), y.get("miou")
+        diff = f"{my - mx:+.2f}" if mx is not None and my is not None else "n/a"
+        rows.append([n, x.get("frames"), mx, y.get("frames"), my, diff])
+    rows.append(
+        [
+            "**mean over subsets**",
+            a["frames"],
+            a["mean_miou"],
+            b["frames"],
+            b["mean_miou"],
+            f"{b['mean_miou'] - a['mean_miou']:+.2f}",
+        ]
+    )
+    header = ["subset used", "frames before", "mIoU before", "frames after", "mIoU after", "change"]
+    return markdown_table(header, rows)
+
+
+def trajectories(files: list[Path]) -> str:
+    """Global gradient norm at the recorded steps, one column per trajectory file."""
+    data = [json.loads(f.read_text()) for f in files]
+    cols = [
+        "first patch-embedding bias 0 (old)" if d.get("zero_first_bias") else "bias N(0, 0.02)"
+        for d in data
+    ]
+    steps = list(dict.fromkeys(k for d in data for k in d["grad_norm_at_step"]))
+    rows = [[f"step {k}", *(d["grad_norm_at_step"].get(k) for d in data)] for k in steps]
+    rows.append(["step 1 / last step", *(d["step1_over_last"] for d in data)])
+    return markdown_table(["global gradient norm, clipping off", *cols], rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if "--trajectory" in argv:
+        print(trajectories([Path(f) for f in argv[argv.index("--trajectory") + 1 :]]))
+        return 0
+    if "--demo" in argv:
+        i = argv.index("--demo")
+        print(demo(Path(argv[i + 1]), Path(argv[i + 2])))
+        return 0
     if "--shares" in argv:
         i = argv.index("--shares")
         print(shares([Path(f) for f in argv[i + 1 :]]))

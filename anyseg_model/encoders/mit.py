@@ -176,7 +176,7 @@ class MixVisionTransformer(nn.Module):
         # An all-zero input window (no events, no LiDAR return, crop padding: "no measurement"
         # is 0 in every sparse representation) makes the first projection output its bias; a
         # zero bias gives a constant token, and the LayerNorm after it then has variance 0 and a
-        # gradient of 1/sqrt(eps) = 1000 per empty token (step-1 gradient norm 6e7 from
+        # gradient of 1/sqrt(eps) = 1000 per empty token (step-1 gradient norm ~4e7 from
         # scratch). A small random bias gives such tokens a spread, so the step-1 norm is that
         # of later steps (docs/method.md section 2; bench/gradient_shares.py trajectory).
         nn.init.normal_(self.patch_embed1.proj.bias, 0.0, 0.02)
