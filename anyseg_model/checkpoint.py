@@ -125,7 +125,10 @@ def save_checkpoint(
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    remove_stale_temps(path)
+    # The writer's pid is in the temp name, so a later writer can tell a killed writer's leftover
+    # from a file another live process is still writing.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
@@ -134,6 +137,30 @@ def save_checkpoint(
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temps(path: str | Path) -> list[Path]:
+    """Delete the temp files a killed writer of ``path`` left (``.<name>.<pid>.<random>`` whose
+    pid is not running, or the pid-less ``.<name>.<random>`` of older versions); returns them."""
+    path = Path(path)
+    removed = []
+    for f in path.parent.glob(f".{path.name}.*"):
+        pid = f.name[len(path.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and (int(pid) == os.getpid() or _alive(int(pid))):
+            continue  # being written right now (by this or another live process)
+        f.unlink(missing_ok=True)
+        removed.append(f)
+    return removed
 
 
 def _as_rep(r: Representation | Mapping[str, Any] | str) -> Representation:

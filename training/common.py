@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 import torch.distributed as dist
 
 from anyseg_model.metrics import SubsetScores
@@ -101,8 +102,13 @@ def build_data(
     ``representations`` (e.g. a checkpoint's) replace the source's own."""
     d = cfg.data
     source = source or d.source
-    raw_val = _main_first(rt, lambda: build_raw(source, d.val_split, cfg))
-    raw_train = _main_first(rt, lambda: build_raw(source, d.train_split, cfg)) if train else None
+    try:
+        raw_val = _main_first(rt, lambda: build_raw(source, d.val_split, cfg))
+        raw_train = (
+            _main_first(rt, lambda: build_raw(source, d.train_split, cfg)) if train else None
+        )
+    except (ValueError, OSError) as e:  # a missing or partial data set: one line, no traceback
+        raise SystemExit(f"data error: {e}") from None
     reps = {m: (representations or raw_val.representations())[m] for m in raw_val.modalities}
     dense = {m: is_dense(m, reps[m]) for m in raw_val.modalities}
     size = (d.input_size[0], d.input_size[1])
@@ -145,16 +151,36 @@ def build_model(cfg: Config, data: DataBundle, pretrained: str | None = None) ->
     """The configured architecture (cfg.model) for the data's classes and modalities;
     ``pretrained``: a local SegFormer ``mit_b*.pth`` for the encoder."""
     m = cfg.model
-    return create_model(
-        m.name,
-        len(data.classes),
-        data.modalities,
-        norm=m.norm,
-        decoder_dim=m.decoder_dim or None,
-        drop_path=m.drop_path,
-        dropout=m.dropout,
-        pretrained=pretrained or None,
-    )
+    try:
+        return create_model(
+            m.name,
+            len(data.classes),
+            data.modalities,
+            norm=m.norm,
+            fusion=m.fusion,
+            head_norm=m.head_norm,
+            decoder_dim=m.decoder_dim or None,
+            drop_path=m.drop_path,
+            dropout=m.dropout,
+            pretrained=pretrained or None,
+        )
+    except (ValueError, OSError, RuntimeError) as e:  # bad pretrained file, unknown option
+        raise SystemExit(f"model error: {e}") from None
+
+
+def apply_sync_bn(model: AnySegModel, cfg: Config, rt: Runtime) -> AnySegModel:
+    """``model.sync_bn``: under DDP on CUDA, the head's BatchNorm becomes SyncBatchNorm
+    (statistics over the global batch; with batch 4 per GPU one GPU's statistics are noisy).
+    A single process has nothing to synchronise (no-op); CPU DDP cannot (SyncBatchNorm has
+    GPU kernels only), which is an error rather than a silent fallback."""
+    if not cfg.model.sync_bn or not rt.distributed:
+        return model
+    if rt.device.type != "cuda":
+        raise SystemExit(
+            f"model.sync_bn=true needs DDP on CUDA (SyncBatchNorm has no {rt.device.type} "
+            "kernels); set model.sync_bn=false"
+        )
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
 
 def write_scores(

@@ -26,11 +26,17 @@ import yaml
 
 from anyseg_model.modalities import MODALITIES
 
+# DELIVER's sensor-failure scene suffixes (the DELIVER loader filters scenes by them).
+DELIVER_FAILURES = ("motionblur", "overexposure", "underexposure", "lidarjitter", "eventlowres")
+
 
 @dataclass
 class ModelConfig:
     name: str = "anyseg_tiny"  # a name of anyseg_model.list_models()
     norm: str = "shared"  # shared | per_modality (UMMKD: shared kernels, per-modality norms)
+    fusion: str = "mean"  # mean (AnySeg) | gated (presence-aware per-pixel softmax over streams)
+    head_norm: str = "batch"  # batch | per_size (head BatchNorm statistics per subset size)
+    sync_bn: bool = False  # DDP on CUDA: the head's BatchNorm as SyncBatchNorm (batch norm only)
     decoder_dim: int = 0  # 0 = the variant's default width
     drop_path: float = 0.1
     dropout: float = 0.1
@@ -47,7 +53,8 @@ class DataConfig:
     representation: str = "raw"  # raw: node representations of raw arrays | png: dataset PNGs
     depth_png: str = "hha"  # DELIVER PNG depth input when representation=png: hha | depth
     conditions: list[str] = field(default_factory=list)  # DELIVER condition filter ([] = all)
-    failures: str = "keep"  # keep | drop | only (sensor-failure scenes, DELIVER naming)
+    failures: str = "keep"  # keep | drop | only | a DELIVER failure name (e.g. motionblur)
+    allow_partial: bool = False  # DELIVER: accept fewer frames than the full split (fakes, subsets)
     max_samples: int = 0  # cap per split (0 = all); for quick runs
     cache: bool = True  # keep encoded samples in memory after the first epoch
     num_workers: int = 0
@@ -90,11 +97,14 @@ class OptimConfig:
 class LossConfig:
     ohem_thresh: float = 0.7
     ohem_min_kept: float = 0.0625  # 1/16 of the valid pixels
+    ohem_per_sample: bool = False  # hard-pixel selection within each sample, then the mean
     mad: float = 2.0  # per-pixel KL weight; the reference's 50 with mean over K=25 classes
     mad_temperature: float = 1.0
-    umd: float = 1.0  # mean channel-wise KL per (stage, present modality); see losses.py
+    umd: float = 1.0  # weight of the umd_form below; see losses.py
+    umd_form: str = "channel"  # channel (mean channel-wise KL) | reference (height softmax, sum)
     umd_tau: float = 1.0
-    cmd: float = 10.0
+    cmd: float = 3.0  # pairs form; x10 (the reference's) is 4.7x L_sup's gradient (configs)
+    cmd_form: str = "pairs"  # pairs (raw features, mean over p < q) | reference (losses.py)
     ummkd: float = 0.0  # Dou et al. weight 0.5 when used
     ummkd_temperature: float = 2.0
 
@@ -117,6 +127,8 @@ class RunConfig:
     log_every: int = 20  # steps between scalar logs
     eval_every: int = 0  # epochs between validation passes (0 = only at the end)
     eval_subsets: str = "all"  # subsets scored by in-training validation: all | full
+    eval_protocol: str = "native"  # native (labels at native size, headline miou) | paper
+    # (labels resized to data.input_size by nearest neighbour, headline miou_nan0 over all classes)
     save_every: int = 1  # epochs between resumable checkpoints
     stop_after_epochs: int = 0  # leave after this many epochs of this invocation (time-sliced jobs)
 
@@ -247,9 +259,14 @@ def validate(cfg: Config) -> None:
     """Cross-field checks with messages that name the allowed values."""
     choices = {
         "model.norm": (cfg.model.norm, ("shared", "per_modality")),
+        "model.fusion": (cfg.model.fusion, ("mean", "gated")),
+        "model.head_norm": (cfg.model.head_norm, ("batch", "per_size")),
+        "loss.umd_form": (cfg.loss.umd_form, ("channel", "reference")),
+        "loss.cmd_form": (cfg.loss.cmd_form, ("pairs", "reference")),
+        "run.eval_protocol": (cfg.run.eval_protocol, ("native", "paper")),
         "data.representation": (cfg.data.representation, ("raw", "png")),
         "data.depth_png": (cfg.data.depth_png, ("hha", "depth")),
-        "data.failures": (cfg.data.failures, ("keep", "drop", "only")),
+        "data.failures": (cfg.data.failures, ("keep", "drop", "only", *DELIVER_FAILURES)),
         "student.init": (cfg.student.init, ("scratch", "teacher", "mit")),
         "student.dropout_mode": (cfg.student.dropout_mode, ("per_sample", "per_batch")),
         "student.subset_distribution": (cfg.student.subset_distribution, ("anyseg", "uniform")),
@@ -268,6 +285,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"augment.scale must be [lo, hi] with 0 < lo <= hi, got {cfg.augment.scale}"
         )
+    if cfg.model.sync_bn and cfg.model.head_norm == "per_size":
+        raise ConfigError("model.sync_bn works with model.head_norm=batch only")
     if cfg.student.init == "mit" and not cfg.model.pretrained:
         raise ConfigError("student.init=mit needs model.pretrained=PATH to a SegFormer mit_b*.pth")
     if cfg.optim.epochs < 1 or cfg.optim.batch_size < 1:

@@ -24,11 +24,36 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from anyseg_model import load_checkpoint
-from training.common import base_parser, build_data, build_model, prepare_run, run_meta
+from training.common import (
+    apply_sync_bn,
+    base_parser,
+    build_data,
+    build_model,
+    prepare_run,
+    run_meta,
+)
 from training.dropout import SubsetSampler
 from training.engine import cleanup_runtime
 from training.loop import finish_run, fit
-from training.tasks import StudentTask, expand_state_for, teacher_outputs
+from training.tasks import StudentTask, init_from, teacher_outputs
+
+
+def teacher_mismatch(ck, data) -> str:
+    """Why a teacher checkpoint would see other inputs than it was trained on ('' = none):
+    each modality's representation (name and parameters) and the input size must be the data's
+    (a teacher trained on HHA depth fed metric depth, or at another size, would silently see
+    inputs it never learned)."""
+    reps, want = ck.representations, data.representations
+    bad = [
+        f"{m}: teacher {reps[m].to_dict()} vs data {want[m].to_dict()}"
+        for m in data.modalities
+        if m in reps and reps[m] != want[m]
+    ]
+    if ck.input_size and tuple(ck.input_size) != tuple(data.input_size):
+        bad.append(f"input size: teacher {list(ck.input_size)} vs data {list(data.input_size)}")
+    if bad:
+        return "; ".join(bad) + " (train the teacher on this data, or set data.* to the teacher's)"
+    return ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(
                 f"teacher classes ({len(ck.classes)}) differ from the data's ({len(data.classes)})"
             )
+        problem = teacher_mismatch(ck, data)
+        if problem:
+            raise SystemExit(f"teacher {s.teacher} does not fit the data: {problem}")
     if rt.is_main:
         print(
             f"data {cfg.data.source}: {len(data.train)} train / {len(data.val)} val; "
@@ -75,15 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     m = cfg.model
     model = build_model(cfg, data, pretrained=m.pretrained if s.init == "mit" else None)
     if s.init == "teacher":
-        missing, unexpected = model.load_state_dict(
-            expand_state_for(model, teacher.state_dict()), strict=False
-        )
-        if missing or unexpected:
+        problems = init_from(model, teacher.state_dict())
+        if problems:
             raise SystemExit(
-                f"student.init=teacher: architectures differ (missing {missing[:4]}, "
-                f"unexpected {unexpected[:4]}); set model.name to the teacher's"
+                f"student.init=teacher: architectures differ ({', '.join(problems[:4])}); "
+                f"set model.name to the teacher's ({teacher.config.get('name')})"
             )
-    model.to(rt.device)
+    model = apply_sync_bn(model.to(rt.device), cfg, rt)
 
     # Anymodal dropout: a presence mask per sample, from a stream of this rank's own.
     sampler = SubsetSampler(
@@ -129,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         desc="student",
     )
 
-    if rt.is_main and result.finished:
+    if result.finished:
         finish_run(cfg, rt, model, data, out, meta, result, "student")
     cleanup_runtime(rt)
     return 0

@@ -317,25 +317,53 @@ def load_training_state(
 
 
 # ----------------------------------------------------------------------------- logging
-class ScalarLogger:
-    """Scalars to ``<out>/log.csv`` (always) and TensorBoard (when the package imports)."""
+HEADER = ["step", "epoch", "key", "value"]
 
-    def __init__(self, out: str | Path, enabled: bool = True) -> None:
+
+def truncate_log(path: Path, keep_until_step: int) -> int:
+    """Keep only the rows of ``log.csv`` at steps <= ``keep_until_step`` (atomically); returns
+    how many rows went. A run resumed from the checkpoint of step S re-logs every step after S,
+    so rows past S (written before a kill, after the last checkpoint) would be duplicates."""
+    if not path.is_file():
+        return 0
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    body = rows[1:] if rows and rows[0] == HEADER else rows
+    keep = [r for r in body if r and r[0].isdigit() and int(r[0]) <= keep_until_step]
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", newline="") as f:
+        csv.writer(f).writerows([HEADER, *keep])
+    os.replace(tmp, path)
+    return len(body) - len(keep)
+
+
+class ScalarLogger:
+    """Scalars to ``<out>/log.csv`` (always) and TensorBoard (when the package imports).
+
+    ``resume_step``: the step of the checkpoint a run resumes from; rows and TensorBoard events
+    after it are dropped, so every (step, key) is logged once. A fresh run (``None``) starts an
+    empty log.
+    """
+
+    def __init__(
+        self, out: str | Path, enabled: bool = True, resume_step: int | None = None
+    ) -> None:
         self.enabled = enabled
         self.tb = None
         if not enabled:
             return
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        new = not (out / "log.csv").exists()
+        truncate_log(out / "log.csv", resume_step or 0)
         self.file = open(out / "log.csv", "a", newline="")  # noqa: SIM115 (closed in close())
         self.csv = csv.writer(self.file)
-        if new:
-            self.csv.writerow(["step", "epoch", "key", "value"])
+        if self.file.tell() == 0:
+            self.csv.writerow(HEADER)
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(out / "tb"))
+            # purge_step: events at or after it (from before a kill) are dropped on resume
+            self.tb = SummaryWriter(str(out / "tb"), purge_step=(resume_step or 0) + 1)
         except Exception:  # tensorboard missing or broken: the CSV still has everything
             self.tb = None
 

@@ -7,10 +7,13 @@
 
 Missing modalities are dropped from the fusion mean, never zero-filled. Per subset: confusion
 matrix over the split, per-class IoU, mIoU over classes that occur (``miou``) and over all classes
-with NaN counted as 0 (``miou_nan0``, the reference convention). Prints a markdown table and
-writes <out>/eval.json:
+with NaN counted as 0 (``miou_nan0``, the reference convention). ``run.eval_protocol=paper``
+scores against labels resized to the input size (nearest; DELIVER at 1024x1024) and names
+``mean_miou_nan0`` the headline, as the paper reports. Prints a markdown table and writes
+<out>/eval.json:
   {"subsets": {"rgb": {"miou", "miou_nan0", "per_class_iou", "pixels"}, ...},
-   "mean_miou", "mean_miou_nan0", "classes", "checkpoint", "data"}
+   "mean_miou", "mean_miou_nan0", "classes", "checkpoint", "data", "split", "protocol",
+   "label_size", "headline", "headline_value"}
 
 The data config (source, input size, splits) comes from --config/overrides if given, else from
 the config stored in the checkpoint; the representations are always the checkpoint's own.
@@ -27,6 +30,7 @@ from anyseg_model import load_checkpoint
 from training.common import base_parser, build_data, write_scores
 from training.config import from_dict, load_config, save_config
 from training.engine import amp_settings, setup_runtime
+from training.loop import label_size, protocol_info
 from training.subset_eval import evaluate_subsets
 
 
@@ -77,20 +81,16 @@ def main(argv: list[str] | None = None) -> int:
         rt.device,
         amp_dtype=amp_settings(rt.device, cfg.run.amp)[0],
         max_batches=args.max_batches,
+        label_size=label_size(cfg),
     )
-    summary = write_scores(
-        scores,
-        out,
-        extra={
-            "checkpoint": str(args.checkpoint),
-            "data": cfg.data.source,
-            "split": cfg.data.val_split,
-        },
-    )
+    extra = {"checkpoint": str(args.checkpoint), "data": cfg.data.source}
+    extra.update(split=cfg.data.val_split, **protocol_info(cfg, scores.to_dict()))
+    summary = write_scores(scores, out, extra=extra)
     print(scores.table())
     print(
         f"mean mIoU over {len(summary['subsets'])} subsets: {summary['mean_miou']} "
         f"(NaN=0 over all {len(ck.classes)} classes: {summary['mean_miou_nan0']}); "
+        f"protocol {summary['protocol']}, headline {summary['headline']}; "
         f"wrote {out / 'eval.json'}"
     )
     return 0

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from anyseg_model.checkpoint import save_checkpoint
+from anyseg_model.checkpoint import remove_stale_temps, save_checkpoint
 from anyseg_model.model import AnySegModel
 
 from .common import DataBundle, subset_list, write_scores
@@ -33,7 +33,7 @@ from .engine import (
     save_training_state,
     to_device,
 )
-from .subset_eval import evaluate_subsets
+from .subset_eval import ShardSampler, evaluate_subsets
 
 StepFn = Callable[[dict[str, Any]], dict[str, Tensor]]
 
@@ -84,6 +84,9 @@ def fit(
     )
     params = [p for p in trainable.parameters() if p.requires_grad]
     ckpt = out / "checkpoint.pt"
+    if rt.is_main:  # temp files of saves that were killed (SIGKILL, power loss) go
+        for name in (ckpt.name, "teacher.pt", "student.pt"):
+            remove_stale_temps(out / name)
     start_epoch, step = 0, 0
     if resume and ckpt.is_file():
         start_epoch, step = load_training_state(
@@ -93,7 +96,7 @@ def fit(
             print(f"resumed from {ckpt}: {start_epoch} epochs, {step} steps done")
     elif resume and rt.is_main:
         print(f"--resume: no {ckpt} yet, starting fresh")
-    logger = ScalarLogger(out, enabled=rt.is_main)
+    logger = ScalarLogger(out, enabled=rt.is_main, resume_step=step)
     history: list[dict[str, float]] = []
     t_start, images = time.perf_counter(), 0
     epoch, finished = start_epoch, True
@@ -152,9 +155,11 @@ def fit(
         pause = bool(
             cfg.run.stop_after_epochs and epoch + 1 - start_epoch >= cfg.run.stop_after_epochs
         )
-        if cfg.run.eval_every and (epoch + 1) % cfg.run.eval_every == 0 and not last and rt.is_main:
-            scores = validate(cfg, rt, model, data, amp_dtype)
-            logger.log(step, epoch, {"val/mean_miou": scores.to_dict()["mean_miou"] or 0.0})
+        if cfg.run.eval_every and (epoch + 1) % cfg.run.eval_every == 0 and not last:
+            scores = validate(cfg, rt, model, data, amp_dtype)  # every rank scores its shard
+            d = scores.to_dict()
+            logger.log(step, epoch, {"val/mean_miou": d["mean_miou"] or 0.0})
+            logger.log(step, epoch, {"val/mean_miou_nan0": d["mean_miou_nan0"] or 0.0})
         if rt.is_main and ((epoch + 1) % max(1, cfg.run.save_every) == 0 or last or pause):
             save_training_state(
                 ckpt,
@@ -181,6 +186,19 @@ def fit(
     return FitResult(step, epoch + 1, seconds, images / max(seconds, 1e-9), finished, history)
 
 
+def val_loader(cfg: Config, rt: Runtime, dataset) -> torch.utils.data.DataLoader:
+    """The validation loader of this rank: its own shard under DDP (every sample once)."""
+    sampler = ShardSampler(len(dataset), rt.rank, rt.world_size) if rt.distributed else None
+    return torch.utils.data.DataLoader(
+        dataset, cfg.optim.batch_size, sampler=sampler, num_workers=cfg.data.num_workers
+    )
+
+
+def label_size(cfg: Config) -> tuple[int, int] | None:
+    """The labels' scoring size: native (None) or, for the paper protocol, the input size."""
+    return tuple(cfg.data.input_size) if cfg.run.eval_protocol == "paper" else None
+
+
 def validate(
     cfg: Config,
     rt: Runtime,
@@ -189,21 +207,32 @@ def validate(
     amp_dtype=None,
     subsets: str | None = None,
 ):
-    """Per-subset scores on the validation split (main process)."""
-    loader = torch.utils.data.DataLoader(
-        data.val, cfg.optim.batch_size, shuffle=False, num_workers=cfg.data.num_workers
-    )
+    """Per-subset scores on the validation split. Under DDP every rank scores its shard and the
+    confusion matrices are summed (no rank idles into a collective timeout meanwhile)."""
     which = subset_list(subsets or cfg.run.eval_subsets, model.modalities)
     return evaluate_subsets(
         model,
-        loader,
+        val_loader(cfg, rt, data.val),
         data.classes,
         rt.device,
         subsets=which,
         amp_dtype=amp_dtype,
         show=rt.is_main,
         desc="val",
+        label_size=label_size(cfg),
+        distributed=rt.distributed,
     )
+
+
+def protocol_info(cfg: Config, summary: dict) -> dict:
+    """eval.json keys naming the scoring protocol and its headline figure."""
+    key = "mean_miou_nan0" if cfg.run.eval_protocol == "paper" else "mean_miou"
+    return {
+        "protocol": cfg.run.eval_protocol,
+        "label_size": list(label_size(cfg)) if label_size(cfg) else "native",
+        "headline": key,
+        "headline_value": summary[key],
+    }
 
 
 def finish_run(
@@ -216,18 +245,19 @@ def finish_run(
     result: FitResult,
     role: str,
 ) -> dict:
-    """After training: score every modality subset on the validation split, write eval.json and
-    the final checkpoint ``<out>/<role>.pt`` (no optimizer state), print the table."""
+    """After training (every rank): score every modality subset on the validation split; the
+    main process writes eval.json and the final checkpoint ``<out>/<role>.pt`` (no optimizer
+    state) and prints the table. Returns the summary (empty on other ranks)."""
     scores = validate(cfg, rt, model, data, amp_settings(rt.device, cfg.run.amp)[0], subsets="all")
-    summary = write_scores(
-        scores,
-        out,
-        extra={
-            "role": role,
-            "train_seconds": round(result.seconds, 1),
-            "train_images_per_s": round(result.images_per_s, 2),
-        },
-    )
+    if not rt.is_main:
+        return {}
+    extra = {
+        "role": role,
+        "train_seconds": round(result.seconds, 1),
+        "train_images_per_s": round(result.images_per_s, 2),
+    }
+    extra.update(protocol_info(cfg, scores.to_dict()))
+    summary = write_scores(scores, out, extra=extra)
     path = out / f"{role}.pt"
     save_checkpoint(
         model,
@@ -236,5 +266,8 @@ def finish_run(
         **dict(meta, steps=result.steps, epochs=result.epochs, val_mean_miou=summary["mean_miou"]),
     )
     print(scores.table())
-    print(f"{role}: {path}  mean mIoU over subsets {summary['mean_miou']}")
+    print(
+        f"{role}: {path}  mean mIoU over subsets {summary['mean_miou']} "
+        f"(headline {summary['headline']} = {summary['headline_value']})"
+    )
     return summary

@@ -8,19 +8,25 @@ Conventions shared by every function here:
   ``(lidar, rgb)`` is compared with the teacher's lidar and rgb streams whatever their order.
 - No state is kept between calls (the reference CMD accumulated across samples; this does not).
 
-Choices where the reference code and the paper disagree (documented in the README as well):
+Choices where the reference code and the paper disagree (docs/method.md section 5):
 - MAD: the reference code's direction, KL(P_T || P_S), summed over classes and averaged over
   pixels ("per-pixel" KL). The reference's ``reduction='mean'`` divides by K as well, so its
-  weight 50 equals a per-pixel weight of 50/K (2.0 for DELIVER's 25 classes).
-- UMD: channel-wise distillation (Shu et al. 2021): per channel a softmax over the H*W positions
-  with temperature tau, KL(teacher || student), times tau^2, averaged over channels, then over
-  the stages and the sample's present modalities, then over the batch. The reference's weight 5
-  belongs to its own reduction (a mean over C*H*W elements of a KL whose softmax runs over the
-  height axis), so it does not transfer; the default weight here is 1.0, which puts the term at
-  the scale of L_sup at the start of training on the synthetic world.
-- CMD: the reference code's form, MSE between the student's and teacher's cross-modal
-  correspondence values c_pq = mean_j cos(x_p[j], x_q[j]) over the unordered pairs p < q of the
-  student's present modalities, summed over stages and averaged over the batch.
+  weight 50 equals a per-pixel weight of 50/K (2.0 for DELIVER's 25 classes, 2.63 for MUSES' 19).
+- UMD, two forms (``loss.umd_form``): ``channel``, channel-wise distillation (Shu et al. 2021):
+  per channel a softmax over the H*W positions with temperature tau, KL(teacher || student),
+  times tau^2, averaged over channels, then over the stages and the sample's present
+  modalities, then over the batch; ``reference``, the public reference code's form: per stage and
+  present modality a softmax over the HEIGHT axis of each (C, H, W) map, KL(teacher || student)
+  averaged over the C*H*W elements, SUMMED over stages and present modalities, mean over the
+  batch (its weight is 5).
+- CMD, two forms (``loss.cmd_form``), both per sample with no state between samples (the
+  reference accumulates features across the samples of a batch; this does not):
+  ``pairs``, squared differences of the raw features' correspondences c_pq = mean_j cos(x_p[j],
+  x_q[j]) averaged over the unordered present pairs p < q; ``reference``, the reference code's
+  form: the student's maps pass through log_softmax and the teacher's through softmax over the
+  height axis first, and the MSE runs over the full |S| x |S| matrices (diagonal 1 on both
+  sides), so ``pairs`` is |S| / (|S| - 1) times a full-matrix MSE of the same correspondences.
+  Summed over stages, mean over the batch.
 - UMMKD: Dou et al.'s symmetric KL between class-conditional mean logits (softmax at T=2),
   averaged over the classes that occur in both label maps.
 """
@@ -38,12 +44,22 @@ from anyseg_model.model import Features
 
 
 # ------------------------------------------------------------------------------ supervised
+def _ohem(loss: Tensor, thresh: float, min_kept_frac: float) -> Tensor:
+    """Mean of the hard entries of a 1-D tensor of valid per-pixel losses (see below)."""
+    n_min = max(1, int(loss.numel() * min_kept_frac))
+    hard = loss[loss > -math.log(thresh)]
+    if hard.numel() < n_min:
+        hard = loss.topk(n_min).values
+    return hard.mean()
+
+
 def ohem_cross_entropy(
     logits: Tensor,
     target: Tensor,
     thresh: float = 0.7,
     min_kept_frac: float = 1.0 / 16,
     ignore_index: int = IGNORE_INDEX,
+    per_sample: bool = False,
 ) -> Tensor:
     """Online hard example mining cross-entropy (the reference's supervised loss).
 
@@ -52,22 +68,28 @@ def ohem_cross_entropy(
     than ``min_kept_frac`` of the valid pixels qualify, the hardest that many are used instead.
     Ignored pixels never count (the reference's top-k could pick them; their loss is 0 anyway).
     A batch with no valid pixel gives a zero that still carries the graph.
+
+    ``per_sample``: the selection runs within each sample and the samples' means are averaged
+    (samples without a valid pixel skipped), so a sample with easy pixels (e.g. the full set)
+    keeps its share of the loss instead of ceding it to the hard pixels of other samples.
     """
     if logits.shape[0] != target.shape[0] or logits.shape[2:] != target.shape[1:]:
         raise ValueError(
             f"logits {tuple(logits.shape)} and target {tuple(target.shape)} do not match"
         )
-    loss = F.cross_entropy(
-        logits.float(), target, ignore_index=ignore_index, reduction="none"
-    ).flatten()
-    loss = loss[target.flatten() != ignore_index]
+    loss = F.cross_entropy(logits.float(), target, ignore_index=ignore_index, reduction="none")
+    valid = target != ignore_index
+    if per_sample:
+        means = [
+            _ohem(loss[n][valid[n]], thresh, min_kept_frac)
+            for n in range(loss.shape[0])
+            if bool(valid[n].any())
+        ]
+        return torch.stack(means).mean() if means else logits.sum() * 0.0
+    loss = loss[valid]
     if loss.numel() == 0:
         return logits.sum() * 0.0
-    n_min = max(1, int(loss.numel() * min_kept_frac))
-    hard = loss[loss > -math.log(thresh)]
-    if hard.numel() < n_min:
-        hard = loss.topk(n_min).values
-    return hard.mean()
+    return _ohem(loss, thresh, min_kept_frac)
 
 
 # ------------------------------------------------------------------------------ MAD
@@ -121,14 +143,41 @@ def channel_kl(student: Tensor, teacher: Tensor, tau: float = 1.0) -> Tensor:
     return kl.mean(1) * (tau * tau)
 
 
-def umd_loss(student: Features, teacher: Features, tau: float = 1.0) -> Tensor:
+def height_kl(student: Tensor, teacher: Tensor) -> Tensor:
+    """The reference UMD term per sample: (N, C, H, W) pairs -> (N,) losses.
+
+    Softmax over the HEIGHT axis of each map (the reference's ``dim=1`` of a (C, H, W) tensor),
+    KL(teacher || student) averaged over the C*H*W elements (``KLDivLoss(reduction='mean')``),
+    clamped at 0 as the reference does.
+    """
+    if student.shape != teacher.shape:
+        raise ValueError(
+            f"student {tuple(student.shape)} vs teacher {tuple(teacher.shape)}; "
+            "UMD needs equal feature shapes (same encoder size)"
+        )
+    log_s = F.log_softmax(student.float(), dim=2)
+    log_t = F.log_softmax(teacher.detach().float(), dim=2)
+    kl = F.kl_div(log_s, log_t, reduction="none", log_target=True)
+    return kl.flatten(1).mean(1).clamp(min=0)
+
+
+UMD_FORMS = ("channel", "reference")
+CMD_FORMS = ("pairs", "reference")
+
+
+def umd_loss(
+    student: Features, teacher: Features, tau: float = 1.0, form: str = "channel"
+) -> Tensor:
     """Unimodal distillation: each present student stream toward the teacher's SAME modality.
 
-    Per sample, the channel-wise KL averaged over the 4 stages and the sample's present
-    modalities; then the mean over the batch. (The reference SUMS over stages and modalities; the
-    average keeps the weight independent of |S| and of the number of stages, which matters when
-    every sample has its own subset.) Absent entries are never read.
+    ``channel``: per sample, the channel-wise KL averaged over the 4 stages and the sample's
+    present modalities; then the mean over the batch (the average keeps the weight independent
+    of |S| and of the number of stages, which matters when every sample has its own subset).
+    ``reference``: :func:`height_kl` SUMMED over stages and present modalities, mean over the
+    batch (tau unused). Absent entries are never read.
     """
+    if form not in UMD_FORMS:
+        raise ValueError(f"unknown UMD form {form!r}; valid: {list(UMD_FORMS)}")
     pairs = _pairing(student, teacher)
     present = student.present  # (B, M_s)
     b = present.shape[0]
@@ -137,9 +186,11 @@ def umd_loss(student: Features, teacher: Features, tau: float = 1.0) -> Tensor:
         for i, j in pairs:
             rows = present[:, i].nonzero().flatten()
             if rows.numel():
-                per_sample = per_sample.index_add(
-                    0, rows, channel_kl(s_stage[rows, i], t_stage[rows, j], tau)
-                )
+                s_x, t_x = s_stage[rows, i], t_stage[rows, j]
+                term = channel_kl(s_x, t_x, tau) if form == "channel" else height_kl(s_x, t_x)
+                per_sample = per_sample.index_add(0, rows, term)
+    if form == "reference":
+        return per_sample.mean()
     count = present.sum(1).clamp(min=1).to(per_sample.dtype) * len(student.per_modality)
     return (per_sample / count).mean()
 
@@ -158,13 +209,18 @@ def correspondence(x: Tensor, mask: Tensor) -> Tensor:
     return cos * both
 
 
-def cmd_loss(student: Features, teacher: Features) -> Tensor:
-    """Cross-modal distillation: MSE between student and teacher correspondence matrices.
+def cmd_loss(student: Features, teacher: Features, form: str = "pairs") -> Tensor:
+    """Cross-modal distillation: student and teacher correspondence matrices compared.
 
-    Per stage and sample, the squared differences of c_pq over the unordered pairs p < q of the
-    student's present modalities are averaged; summed over stages, averaged over the batch.
-    A sample with one present modality contributes 0. Symmetric: c_pq = c_qp, each pair once.
+    ``pairs``: per stage and sample, the squared differences of c_pq (raw features) over the
+    unordered pairs p < q of the student's present modalities are averaged. ``reference``: c_pq
+    of the student's log_softmax and the teacher's softmax over the height axis, squared
+    differences averaged over the |S| x |S| matrix (diagonals are 1 on both sides, so this is
+    2 / |S|^2 times the sum over p < q). Both: summed over stages, averaged over the batch; a
+    sample with one present modality contributes 0.
     """
+    if form not in CMD_FORMS:
+        raise ValueError(f"unknown CMD form {form!r}; valid: {list(CMD_FORMS)}")
     pairs = _pairing(student, teacher)
     s_idx = torch.tensor([i for i, _ in pairs], device=student.present.device)
     t_idx = torch.tensor([j for _, j in pairs], device=student.present.device)
@@ -172,12 +228,18 @@ def cmd_loss(student: Features, teacher: Features) -> Tensor:
     m = mask.shape[1]
     upper = torch.triu(torch.ones(m, m, dtype=torch.bool, device=mask.device), diagonal=1)
     valid = (mask[:, :, None] & mask[:, None, :]) & upper  # (B, M, M) present pairs p < q
-    n_pairs = valid.sum((1, 2)).clamp(min=1)
+    if form == "pairs":
+        norm = valid.sum((1, 2)).clamp(min=1).float()  # C(|S|, 2)
+    else:
+        norm = (mask.sum(1).float() ** 2 / 2).clamp(min=1)  # |S|^2 / 2: each pair twice
     total = mask.new_zeros((), dtype=torch.float32)
     for s_stage, t_stage in zip(student.per_modality, teacher.per_modality, strict=True):
-        c_s = correspondence(s_stage[:, s_idx], mask)
-        c_t = correspondence(t_stage.detach()[:, t_idx], mask)
-        sq = ((c_s - c_t) ** 2 * valid).sum((1, 2)) / n_pairs  # (B,)
+        s_x, t_x = s_stage[:, s_idx].float(), t_stage.detach()[:, t_idx].float()
+        if form == "reference":  # (B, M, C, H, W): the reference's dim=1 of (C, H, W) is H
+            s_x, t_x = F.log_softmax(s_x, dim=3), F.softmax(t_x, dim=3)
+        c_s = correspondence(s_x, mask)
+        c_t = correspondence(t_x, mask)
+        sq = ((c_s - c_t) ** 2 * valid).sum((1, 2)) / norm  # (B,)
         total = total + sq.sum()
     return total / mask.shape[0]
 

@@ -19,7 +19,14 @@ import sys
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from training.common import base_parser, build_data, build_model, prepare_run, run_meta
+from training.common import (
+    apply_sync_bn,
+    base_parser,
+    build_data,
+    build_model,
+    prepare_run,
+    run_meta,
+)
 from training.engine import cleanup_runtime
 from training.loop import finish_run, fit
 from training.tasks import TeacherTask
@@ -44,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     model = build_model(cfg, data, pretrained=cfg.model.pretrained)
     if model.pretrained_report is not None and rt.is_main:
         print(f"pretrained encoder: {model.pretrained_report}")
-    model.to(rt.device)
+    model = apply_sync_bn(model.to(rt.device), cfg, rt)
 
     # PML: the teacher always sees every modality the frame has (all of them, for complete data).
     task = TeacherTask(model, cfg.loss)
@@ -62,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg, rt, model, trainable, step, data, out, meta=meta, resume=args.resume, desc="teacher"
     )
 
-    if rt.is_main and result.finished:
+    if result.finished:
         finish_run(cfg, rt, model, data, out, meta, result, "teacher")
     cleanup_runtime(rt)
     return 0

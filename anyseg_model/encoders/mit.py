@@ -173,6 +173,13 @@ class MixVisionTransformer(nn.Module):
             setattr(self, f"norm{i}", ModalityLayerNorm(dim, num_modalities))
             start += depth
         self.apply(_init_weights)
+        # An all-zero input window (no events, no LiDAR return, crop padding: "no measurement"
+        # is 0 in every sparse representation) makes the first projection output its bias; a
+        # zero bias gives a constant token, and the LayerNorm after it then has variance 0 and a
+        # gradient of 1/sqrt(eps) = 1000 per empty token (step-1 gradient norm ~4e7 from
+        # scratch). A small random bias gives such tokens a spread, so the step-1 norm is that
+        # of later steps (docs/method.md section 2; bench/gradient_shares.py trajectory).
+        nn.init.normal_(self.patch_embed1.proj.bias, 0.0, 0.02)
 
     def forward(self, x: Tensor, mod_ids: Tensor) -> list[Tensor]:
         outs = []
@@ -188,9 +195,13 @@ class MixVisionTransformer(nn.Module):
     def load_pretrained(self, path: str | Path) -> LoadReport:
         """Load an official SegFormer ``mit_b*.pth`` (or a ``{'state_dict': ...}`` wrapper).
 
-        Per-modality norms are initialised from the shared ones. Shape mismatches are errors
-        (a file of another MiT size); keys absent on either side are reported, not fatal.
+        Per-modality norms are initialised from the shared ones. Every encoder tensor must come
+        from the file: shape mismatches (a file of another MiT size) and encoder tensors the file
+        lacks (a truncated or foreign file) are errors. Keys only the file has (its ImageNet
+        classifier ``head.*``) are reported in the returned report.
         """
+        if not Path(path).is_file():
+            raise ValueError(f"pretrained encoder file {str(path)!r} does not exist")
         sd = torch.load(path, map_location="cpu", weights_only=True)
         sd = sd.get("state_dict", sd.get("model", sd)) if isinstance(sd, dict) else sd
         sd = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in sd.items()}
@@ -213,8 +224,14 @@ class MixVisionTransformer(nn.Module):
             raise ValueError(
                 f"{path}: no encoder tensor matched; is this a SegFormer mit_b*.pth file?"
             )
-        self.load_state_dict(loaded, strict=False)
         missing = sorted(set(own) - set(loaded))
+        if missing:
+            raise ValueError(
+                f"{path}: {len(missing)} of {len(own)} encoder tensors are not in the file "
+                f"({', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}); "
+                "not a complete SegFormer mit_b* encoder"
+            )
+        self.load_state_dict(loaded, strict=True)
         return LoadReport(sorted(loaded), missing, sorted(unexpected))
 
 

@@ -72,3 +72,25 @@ def test_unrelated_file_is_an_error(tmp_path):
     torch.save({"fc.weight": torch.zeros(3, 3)}, path)
     with pytest.raises(ValueError, match="no encoder tensor matched"):
         create_model("anyseg_b0", num_classes=5, pretrained=str(path))
+
+
+def test_an_incomplete_file_is_an_error_naming_what_is_missing(tmp_path):
+    path, sd = _official_file(tmp_path)
+    del sd["block3.1.mlp.fc2.weight"], sd["norm4.bias"]
+    torch.save(sd, path)
+    with pytest.raises(ValueError, match=r"2 of \d+ encoder tensors .*block3.1.mlp.fc2.weight"):
+        create_model("anyseg_b0", num_classes=5, pretrained=str(path))
+    with pytest.raises(ValueError, match="does not exist"):
+        create_model("anyseg_b0", num_classes=5, pretrained=str(tmp_path / "none.pth"))
+
+
+def test_training_scripts_refuse_a_bad_pretrained_file_in_one_line(tmp_path):
+    from types import SimpleNamespace
+
+    from training.common import build_model
+    from training.config import load_config
+
+    cfg = load_config(None, ["model.name=anyseg_b0", f"model.pretrained={tmp_path / 'x.pth'}"])
+    data = SimpleNamespace(classes=("a", "b"), modalities=("rgb",))
+    with pytest.raises(SystemExit, match="^model error: .*x.pth' does not exist$"):
+        build_model(cfg, data, pretrained=cfg.model.pretrained)

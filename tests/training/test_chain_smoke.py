@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from anyseg_model import Segmentor, all_subsets, load_checkpoint, subset_name
 
@@ -108,3 +109,22 @@ def test_cli_rejects_unknown_keys():
         timeout=120,
     )
     assert r.returncode != 0 and "optim.lr" in r.stderr
+
+
+def test_shipping_a_checkpoint_drops_training_state_and_absolute_paths(chain, tmp_path):
+    from anyseg_model.checkpoint import read_checkpoint
+    from training.ship_checkpoint import main, relative_paths
+
+    tmp, _ = chain
+    assert relative_paths({"a": [f"synthetic:{ROOT / 'runs' / 'x'}", "/elsewhere"]}, ROOT) == {
+        "a": ["synthetic:runs/x", "/elsewhere"]
+    }
+    src = tmp / "student" / "student.pt"
+    assert main([str(src), str(tmp_path / "ship.pt"), "--root", str(tmp)]) == 0
+    d = read_checkpoint(tmp_path / "ship.pt")
+    assert d["extra"] == {} and str(tmp) not in repr(d["meta"])
+    assert d["meta"]["config"]["student"]["teacher"] == "teacher/teacher.pt"
+    a, b = load_checkpoint(src), load_checkpoint(tmp_path / "ship.pt")
+    assert a.representations == b.representations and a.input_size == b.input_size
+    for k, v in a.model.state_dict().items():
+        assert torch.equal(v, b.model.state_dict()[k]), k

@@ -58,6 +58,17 @@ def test_amp_off_on_cpu():
     assert amp_settings(torch.device("cpu"), True) == (None, None)
 
 
+def test_amp_on_cuda_is_bf16_without_a_scaler_where_supported(monkeypatch):
+    """On by default (run.amp=true): bf16 autocast where the GPU has it, no fp16 scaler to skip
+    steps; off when asked."""
+    from training.config import load_config
+
+    assert load_config(None).run.amp is True and load_config(None).optim.grad_clip == 1.0
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert amp_settings(torch.device("cuda"), True) == (torch.bfloat16, None)
+    assert amp_settings(torch.device("cuda"), False) == (None, None)
+
+
 def test_subset_scoring_equals_running_the_subset():
     torch.manual_seed(0)
     model = create_model("anyseg_tiny", 4, norm="per_modality").eval()

@@ -12,6 +12,7 @@ from training.losses import (
     class_conditional_probs,
     cmd_loss,
     correspondence,
+    height_kl,
     mad_loss,
     ohem_cross_entropy,
     pairwise_ummkd,
@@ -254,6 +255,82 @@ def test_cmd_no_state_between_calls_and_teacher_no_grad():
     a.backward()
     assert all(t.grad is None for t in teacher.per_modality)
     assert cmd_loss(teacher, teacher).item() == pytest.approx(0.0, abs=1e-12)
+
+
+def _reference_cmd(student, teacher, present):
+    """The reference code's CMD written out per sample (its matrices with diagonal 1, cosines of
+    the student's log_softmax and the teacher's softmax over H, nn.MSELoss over the matrix),
+    without its accumulation across samples."""
+    b = present.shape[0]
+    total = 0.0
+    for n in range(b):
+        idx = present[n].nonzero().flatten().tolist()
+        for s, t in zip(student.per_modality, teacher.per_modality, strict=True):
+            fs = [torch.log_softmax(s[n, k], dim=1) for k in idx]
+            ft = [torch.softmax(t[n, k], dim=1) for k in idx]
+            mats = []
+            for group in (fs, ft):
+                c = torch.ones(len(idx), len(idx))
+                for i in range(len(idx)):
+                    for j in range(len(idx)):
+                        if i != j:
+                            c[i, j] = F.cosine_similarity(
+                                group[i].flatten(1), group[j].flatten(1), dim=1
+                            ).mean()
+                mats.append(c)
+            total += F.mse_loss(mats[0], mats[1]).item()
+    return total / b
+
+
+def test_cmd_reference_form_matches_the_reference_algorithm():
+    teacher = _features(
+        ("rgb", "depth", "lidar"), torch.ones(3, 3, dtype=torch.bool), STAGES, seed=15
+    )
+    present = torch.tensor([[True, False, False], [True, True, True], [False, True, True]])
+    student = _features(("rgb", "depth", "lidar"), present, STAGES, seed=16)
+    got = cmd_loss(student, teacher, form="reference").item()
+    assert got == pytest.approx(_reference_cmd(student, teacher, present), rel=1e-4)
+    assert got > 0
+    # The reference compares cosines of log-probabilities with cosines of probabilities, so a
+    # student identical to the teacher does NOT score 0 (the pairs form does).
+    same = Features(teacher.modalities, present, teacher.per_modality, teacher.fused)
+    assert cmd_loss(same, teacher, form="reference").item() > 1e-3
+    assert cmd_loss(same, teacher, form="pairs").item() == pytest.approx(0.0, abs=1e-10)
+    with pytest.raises(ValueError, match="unknown CMD form"):
+        cmd_loss(student, teacher, form="kl")
+
+
+def test_umd_reference_form_sums_height_kl_over_stages_and_present_streams():
+    present = torch.tensor([[True, False], [True, True]])
+    teacher = _features(("rgb", "lidar"), torch.ones(2, 2, dtype=torch.bool), STAGES, seed=17)
+    student = _features(("rgb", "lidar"), present, STAGES, seed=18)
+    expected = 0.0
+    for s, t in zip(student.per_modality, teacher.per_modality, strict=True):
+        for b in range(2):
+            for m in range(2):
+                if present[b, m]:  # KLDivLoss(reduction='mean'): mean over all C*H*W elements
+                    ls, pt = torch.log_softmax(s[b, m], dim=1), torch.softmax(t[b, m], dim=1)
+                    expected += (pt * (pt.log() - ls)).mean().clamp(min=0).item()
+    got = umd_loss(student, teacher, form="reference").item()
+    assert got == pytest.approx(expected / 2, rel=1e-5)
+    a = torch.randn(2, 3, 4, 5)
+    assert torch.equal(height_kl(a, a.clone()), torch.zeros(2))
+
+
+def test_per_sample_ohem_is_the_mean_of_each_samples_ohem():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 4, 6, 6) * 3
+    target = torch.randint(0, 4, (3, 6, 6))
+    target[2] = 255  # a sample without labels is skipped, not averaged in as 0
+    got = ohem_cross_entropy(logits, target, per_sample=True)
+    each = [ohem_cross_entropy(logits[n : n + 1], target[n : n + 1]) for n in range(2)]
+    assert got.item() == pytest.approx(torch.stack(each).mean().item(), rel=1e-6)
+    # pooled selection differs: an easy sample cedes its share to a hard one
+    easy = logits.clone()
+    easy[0] = F.one_hot(target[0], 4).permute(2, 0, 1).float() * 20  # sample 0 almost perfect
+    pooled = ohem_cross_entropy(easy, target)
+    mean_each = ohem_cross_entropy(easy, target, per_sample=True)
+    assert pooled.item() != pytest.approx(mean_each.item(), rel=1e-3)
 
 
 # ---------------------------------------------------------------- UMMKD

@@ -6,7 +6,13 @@ import torch
 
 from anyseg_model import create_model
 from training.config import LossConfig
-from training.tasks import StudentTask, expand_state_for, per_modality_logits, teacher_outputs
+from training.tasks import (
+    StudentTask,
+    expand_state_for,
+    init_from,
+    per_modality_logits,
+    teacher_outputs,
+)
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +89,43 @@ def test_shared_norm_teacher_initialises_per_modality_student(setup):
     )
     assert not missing and not unexpected
     assert torch.allclose(student(x), teacher(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("head_norm", ["batch", "per_size"])
+def test_ummkd_step_updates_head_bn_statistics_once(setup, head_norm):
+    """B1: the per-modality head passes must not add single-stream statistics."""
+    teacher, x, label, present = setup
+    kw = dict(norm="per_modality", head_norm=head_norm, drop_path=0.0, dropout=0.0)
+    student = create_model("anyseg_tiny", 5, **kw).train()
+    bn = student.decode_head.fuse[1]
+    before = {k: v.clone() for k, v in bn.state_dict().items()}
+    tf, tl = teacher_outputs(teacher, x, torch.ones(3, 4, dtype=torch.bool))
+    StudentTask(student, LossConfig(ummkd=0.5))(x, present, label, tf, tl)
+    steps = bn.num_batches_tracked - before["num_batches_tracked"]
+    if head_norm == "batch":
+        assert int(steps) == 1
+    else:  # one update per subset size in the batch (sizes 1, 3, 3), none for size 1 twice
+        assert steps.tolist() == [1, 0, 1, 0]
+    # the statistics are exactly those of the fused pass alone (no UMMKD)
+    ref = create_model("anyseg_tiny", 5, **kw).train()
+    ref.load_state_dict(student.state_dict())
+    ref.decode_head.fuse[1].load_state_dict(before)
+    StudentTask(ref, LossConfig(mad=0, umd=0, cmd=0, ummkd=0))(x, present, label)
+    for k, v in ref.decode_head.fuse[1].state_dict().items():
+        assert torch.equal(v, bn.state_dict()[k]), k
+
+
+@pytest.mark.parametrize(
+    "options", [{"fusion": "gated"}, {"head_norm": "per_size"}, {"norm": "per_modality"}]
+)
+def test_a_mean_fusion_teacher_initialises_every_student_variant(setup, options):
+    teacher, x, _, present = setup
+    student = create_model("anyseg_tiny", 5, drop_path=0.0, dropout=0.0, **options)
+    assert init_from(student, teacher.state_dict()) == []
+    student.eval()
+    if options.get("head_norm") != "per_size":  # per-size starts every size at the teacher's
+        torch.testing.assert_close(student(x, present), teacher(x, present), atol=1e-5, rtol=1e-4)
+    else:
+        torch.testing.assert_close(student(x), teacher(x), atol=1e-5, rtol=1e-4)
+    other = create_model("anyseg_b0", 5)
+    assert init_from(other, teacher.state_dict())  # another size does not fit

@@ -70,3 +70,52 @@ def test_shipped_configs_load():
     assert {"smoke.yaml", "synthetic.yaml"} <= {f.name for f in files}
     for f in files:
         load_config(f)
+
+
+def test_every_deliver_failure_name_is_a_valid_filter():
+    from training.data.deliver import FAILURES
+
+    for name in ("keep", "drop", "only", *FAILURES):
+        assert load_config(None, [f"data.failures={name}"]).data.failures == name
+    with pytest.raises(ConfigError, match="motionblur"):
+        load_config(None, ["data.failures=blur"])
+
+
+def test_teacher_that_saw_other_inputs_is_refused():
+    """B2: a teacher trained on other representations or another input size does not fit."""
+    from types import SimpleNamespace
+
+    from anyseg_model.representations import Representation
+    from training.distill import teacher_mismatch
+
+    reps = {"rgb": Representation("rgb"), "depth": Representation("depth_metric")}
+    data = SimpleNamespace(modalities=("rgb", "depth"), representations=reps, input_size=(96, 128))
+    fits = SimpleNamespace(representations=dict(reps), input_size=(96, 128))
+    assert teacher_mismatch(fits, data) == ""
+    hha = SimpleNamespace(
+        representations={**reps, "depth": Representation("image")}, input_size=(96, 128)
+    )
+    assert "depth: teacher {'name': 'image'" in teacher_mismatch(hha, data)
+    params = SimpleNamespace(
+        representations={**reps, "depth": Representation("depth_metric", {"max_range_m": 40.0})},
+        input_size=(96, 128),
+    )
+    assert "max_range_m" in teacher_mismatch(params, data)
+    size = SimpleNamespace(representations=dict(reps), input_size=(48, 64))
+    assert "input size: teacher [48, 64] vs data [96, 128]" in teacher_mismatch(size, data)
+
+
+def test_shipped_configs_load_and_hold_their_recipes():
+    from pathlib import Path
+
+    configs = Path(__file__).resolve().parents[2] / "training" / "configs"
+    for f in sorted(configs.glob("*.yaml")):
+        load_config(f)  # every key known, every value valid
+    deliver = load_config(configs / "deliver_b0.yaml")
+    assert deliver.student.init == "mit" and deliver.model.pretrained
+    assert deliver.optim.grad_clip > 0 and deliver.run.amp  # clipping and AMP on (CUDA)
+    assert deliver.run.eval_protocol == "paper" and deliver.loss.mad == 2.0  # 50 / 25
+    muses = load_config(configs / "muses_b0.yaml")
+    assert muses.model.modalities == ["rgb", "event", "lidar"]
+    assert muses.loss.mad == pytest.approx(50 / 19, abs=0.005)
+    assert muses.optim.lr == pytest.approx(1.2e-4)

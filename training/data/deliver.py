@@ -34,11 +34,16 @@ from anyseg_model.modalities import canonical
 from anyseg_model.representations import DEFAULT_REPRESENTATIONS, Representation
 from anyseg_sim.files import raw_inputs
 
+from ..config import DELIVER_FAILURES
 from .registry import register_dataset
 
 CONDITIONS = ("cloud", "fog", "night", "rain", "sun")
-FAILURES = ("motionblur", "overexposure", "underexposure", "lidarjitter", "eventlowres")
+FAILURES = DELIVER_FAILURES
 SPLITS = ("train", "val", "test")
+# Front-view frames per split of the released data set (3983 + 2005 + 1897 = 7885, all five
+# conditions and the failure scenes together). Anything else is a partial download or
+# extraction, and training on it would silently be a different experiment.
+SPLIT_SIZES = {"train": 3983, "val": 2005, "test": 1897}
 
 # Modality -> (folder, file-name token) relative to the RGB image's.
 _PNG = {"rgb": ("img", "rgb"), "event": ("event", "event"), "lidar": ("lidar", "lidar")}
@@ -87,15 +92,19 @@ def decode_label(semantic: np.ndarray) -> np.ndarray:
 
 
 def read_png(path: Path) -> np.ndarray:
-    """uint8 (H, W, 3) or (H, W) array of a PNG; 4 channels lose alpha (reference)."""
+    """uint8 (H, W, 3) or (H, W) array of a PNG; 4 channels lose alpha (reference); 16-bit
+    images keep their top byte."""
     if not path.is_file():
         raise FileNotFoundError(f"DELIVER file missing: {path}")
     with Image.open(path) as im:
         a = np.asarray(im)
     if a.ndim == 3 and a.shape[2] == 4:
         a = a[..., :3]
-    if a.dtype != np.uint8:  # 16-bit depth PNGs: keep the top byte so it stays an image
-        a = (a.astype(np.float64) / max(1, int(a.max())) * 255).astype(np.uint8)
+    if a.dtype != np.uint8:
+        # 16-bit PNGs (PIL gives uint16 or int32): keep the top byte, a FIXED mapping, so one
+        # value means the same in every frame (scaling each image by its own maximum, as this
+        # did before, made the same depth look different from frame to frame).
+        a = (np.clip(a.astype(np.int64), 0, 65535) >> 8).astype(np.uint8)
     return a
 
 
@@ -112,7 +121,8 @@ class DeliverDataset:
 
     conditions: keep only these condition folders ([] = all). failures: ``keep`` (all scenes),
     ``drop`` (no sensor-failure scenes), ``only`` (only them), or a failure name.
-    representation: ``png`` or ``raw`` (see the module docstring).
+    representation: ``png`` or ``raw`` (see the module docstring). The split must hold exactly
+    :data:`SPLIT_SIZES` frames (before the filters) unless ``allow_partial`` (subsets, fakes).
     """
 
     classes = DELIVER_CLASSES
@@ -129,6 +139,7 @@ class DeliverDataset:
         conditions: Sequence[str] = (),
         failures: str = "keep",
         max_samples: int = 0,
+        allow_partial: bool = False,
     ) -> None:
         self.root = Path(root)
         if split not in SPLITS:
@@ -150,6 +161,12 @@ class DeliverDataset:
         if not files:
             raise FileNotFoundError(
                 f"no DELIVER images under {self.root}/img/*/{split}/*/*_rgb_front.png"
+            )
+        if len(files) != SPLIT_SIZES[split] and not allow_partial:
+            raise ValueError(
+                f"DELIVER {split} split under {self.root}: {len(files)} front-view frames, the "
+                f"released split has {SPLIT_SIZES[split]} (partial download or extraction?); "
+                "set data.allow_partial=true to train on what is there"
             )
         keep = []
         for f in files:
@@ -212,4 +229,5 @@ def _from_config(path: str | None, split: str, cfg: Any) -> DeliverDataset:
         conditions=d.conditions,
         failures=d.failures,
         max_samples=d.max_samples,
+        allow_partial=d.allow_partial,
     )
