@@ -146,7 +146,8 @@ def decode_cloud(
     if len(names) == 4:
         pts = np.empty((index.size, 4), np.float32)
         pts[:, :3] = xyz[index]
-        inten = rec[intensity_field][index].astype(np.float32) * np.float32(intensity_scale)
+        with np.errstate(invalid="ignore", over="ignore"):  # a non-finite intensity reads 0
+            inten = rec[intensity_field][index].astype(np.float32) * np.float32(intensity_scale)
         pts[:, 3] = np.where(np.isfinite(inten), inten, 0.0)
     else:
         pts = xyz[index] if index.size != rec.size else xyz

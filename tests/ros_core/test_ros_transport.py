@@ -67,6 +67,15 @@ def test_compressed_payloads_are_size_checked_before_decoding():
     for bad in (b"", b"not an image", data[:100]):
         with pytest.raises(DecodeError):
             transport.decode_compressed(msg(fmt, bad), MODALITY_ENCODINGS["rgb"])
+    # A chunk longer than the file: refused before OpenCV allocates what it claims.
+    fmt, data = transport.encode_compressed(img[:8, :8], "png")
+    transport.decode_compressed(msg(fmt, data), MODALITY_ENCODINGS["rgb"], max_pixels=1000)
+    idat = data.index(b"IDAT") - 4
+    for length in (2**32 - 1, len(data) - idat - 11):
+        bad = data[:idat] + struct.pack(">I", length) + data[idat + 4 :]
+        with pytest.raises(DecodeError, match="IDAT") as e:
+            transport.decode_compressed(msg(fmt, bad), MODALITY_ENCODINGS["rgb"], max_pixels=1000)
+        assert e.value.reason == "payload"
 
 
 @pytest.mark.parametrize("codec", ["png", "rvl"])
