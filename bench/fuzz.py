@@ -11,9 +11,9 @@ crashes (any other exception), plus this process's peak resident memory.
 live: the real node (untrained anyseg_tiny on the CPU) fed by the synthetic rig, first alone,
 then with a second publisher sending mutated messages of every ROS-typed kind on the node's own
 topics at ``--rate`` messages/s, then alone again: labels per second before / during / after,
-the node's peak resident memory, whether it stayed up, and its decode-error counters from
-/diagnostics. Mutations that the ROS message types cannot carry (a negative height, a width
-over 2^32) are not sent: DDS could not deliver them either.
+the node's peak resident memory before the fuzzer starts and at the end, whether it stayed up,
+and its decode-error counters from /diagnostics. Mutations that the ROS message types cannot
+carry (a negative height, a width over 2^32) are not sent: DDS could not deliver them either.
 """
 
 from __future__ import annotations
@@ -178,6 +178,7 @@ def live(args: argparse.Namespace) -> None:
             return t0, time.monotonic()
 
         before = window(args.seconds / 2)
+        peak_before = _peak_rss_mb(node.pid)
         stop, counts = threading.Event(), {}
         fuzzer = threading.Thread(target=_publisher, args=(stop, args.rate, counts))
         fuzzer.start()
@@ -203,11 +204,14 @@ def live(args: argparse.Namespace) -> None:
         f"{rates} Hz, untrained anyseg_tiny, CPU; fuzzer {counts.get('sent', 0)} messages sent "
         f"({counts.get('unrepresentable', 0)} mutations the ROS types cannot carry not sent)\n"
     )
-    print("| labels/s before | during | after | node up after | node peak RSS (MB) |")
-    print("|---:|---:|---:|---|---:|")
+    print(
+        "| labels/s before | during | after | node up after "
+        "| node peak RSS before the fuzzer (MB) | at the end (MB) |"
+    )
+    print("|---:|---:|---:|---|---:|---:|")
     print(
         f"| {rate(before):.1f} | {rate(during):.1f} | {rate(after):.1f} | "
-        f"{'yes' if alive else 'NO'} | {peak:.0f} |"
+        f"{'yes' if alive else 'NO'} | {peak_before:.0f} | {peak:.0f} |"
     )
     print("\ndecode errors counted by the node: " + json.dumps(errors, sort_keys=True))
 
