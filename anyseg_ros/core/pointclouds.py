@@ -127,30 +127,37 @@ def decode_cloud(
         data = np.ascontiguousarray(data.reshape(h, row_step)[:, : w * point_step])
     raw = data.reshape(h * w, point_step)
     endian = ">" if bigendian else "<"
-    dt = np.dtype(
-        {
-            "names": names,
-            "formats": [endian + POINTFIELD_TYPES[fields[n].datatype] for n in names],
-            "offsets": [fields[n].offset for n in names],
-            "itemsize": point_step,
-        }
-    )
-    rec = raw.reshape(-1).view(dt)  # (N,) records viewing the buffer; unaligned fields are fine
-    xyz = np.empty((rec.size, 3), np.float32)
-    for i, n in enumerate(("x", "y", "z")):
-        xyz[:, i] = rec[n]  # converts datatype and byte order
-    finite = np.isfinite(xyz).all(axis=1)
+    formats = [endian + POINTFIELD_TYPES[fields[n].datatype] for n in names]
+    offsets = [fields[n].offset for n in names]
+    native_f4 = all(np.dtype(f) == np.float32 for f in formats)
+    if native_f4 and point_step % 4 == 0 and all(o % 4 == 0 for o in offsets):
+        # The common layout (every driver's float32 fields): the columns gathered in one pass,
+        # several times faster than a field at a time.
+        words = raw.reshape(-1).view(np.float32).reshape(h * w, point_step // 4)
+        cols = words[:, [o // 4 for o in offsets]]
+    else:
+        dt = np.dtype(
+            {"names": names, "formats": formats, "offsets": offsets, "itemsize": point_step}
+        )
+        rec = raw.reshape(-1).view(dt)  # (N,) records viewing the buffer; unaligned is fine
+        cols = np.empty((rec.size, len(names)), np.float32)
+        with np.errstate(over="ignore"):  # a float64 beyond float32 becomes inf, then dropped
+            for i, n in enumerate(names):
+                cols[:, i] = rec[n]  # converts datatype and byte order
+    finite = np.isfinite(cols[:, 0])  # column by column: several times faster than .all(axis=1)
+    finite &= np.isfinite(cols[:, 1])
+    finite &= np.isfinite(cols[:, 2])
     index = np.flatnonzero(finite)
     if index.size == 0:
         raise DecodeError("empty_cloud", "no finite point")
+    pts = cols if index.size == cols.shape[0] else cols[index]
     if len(names) == 4:
-        pts = np.empty((index.size, 4), np.float32)
-        pts[:, :3] = xyz[index]
         with np.errstate(invalid="ignore", over="ignore"):  # a non-finite intensity reads 0
-            inten = rec[intensity_field][index].astype(np.float32) * np.float32(intensity_scale)
-        pts[:, 3] = np.where(np.isfinite(inten), inten, 0.0)
-    else:
-        pts = xyz[index] if index.size != rec.size else xyz
+            if intensity_scale != 1.0:
+                pts[:, 3] *= np.float32(intensity_scale)
+            bad = ~np.isfinite(pts[:, 3])
+        if bad.any():
+            pts[bad, 3] = 0.0
     return Cloud(
         pts, index, raw, h, w, tuple(specs), bigendian, bool(getattr(msg, "is_dense", False))
     )
@@ -175,11 +182,21 @@ def build_labelled_cloud(cloud: Cloud, labels: np.ndarray) -> dict[str, Any]:
     out_step = offset + 4
     full = np.full(n, unlabelled(labels.dtype), np.uint32)
     full[cloud.index] = labels
-    rows = np.zeros((n, out_step), np.uint8)
-    rows[:, :step] = cloud.raw
-    rows[:, offset:] = (
-        full.astype(">u4" if cloud.is_bigendian else "<u4").view(np.uint8).reshape(n, 4)
+    # Each output point as one record (the input point's bytes, then the label): two strided
+    # copies of whole records, four times faster than byte columns.
+    e = ">" if cloud.is_bigendian else "<"
+    dt = np.dtype(
+        {
+            "names": ["point", "label"],
+            "formats": [f"V{step}", e + "u4"],
+            "offsets": [0, offset],
+            "itemsize": out_step,
+        }
     )
+    rec = (np.zeros if offset != step else np.empty)(n, dt)  # zeros: the padding is defined
+    rec["point"] = np.ascontiguousarray(cloud.raw).reshape(-1).view(f"V{step}")
+    rec["label"] = full
+    rows = rec.view(np.uint8)
     fields = [f for f in cloud.fields if f.name != "label"]
     fields.append(PointFieldSpec("label", offset, UINT32))
     return {

@@ -124,6 +124,20 @@ def test_each_driver_layout_decodes_and_labels_keep_its_fields(driver):
     # The input's bytes (ring, t, timestamps ...) are there untouched.
     raw = np.frombuffer(bytes(out["data"]), np.uint8).reshape(h * w, out["point_step"])
     assert raw[:, :step].tobytes() == rec.tobytes()
+    assert not raw[:, step : label.offset].any()  # the alignment padding is zeros
+
+
+def test_a_big_endian_cloud_gets_big_endian_labels():
+    layout, step = LAYOUTS["velodyne"]
+    msg, rec = driver_cloud(layout, step, 1, 6, invalid=(2,), big=True)
+    cloud = decode_cloud(msg)
+    np.testing.assert_array_equal(cloud.points[:, 0], rec["x"][[0, 1, 3, 4, 5]])
+    out = build_labelled_cloud(cloud, np.array([5, 6, 7, 8, 9], np.uint8))
+    assert out["is_bigendian"]
+    got = labels_of_cloud(NS(**{**out, "data": bytes(out["data"])}))
+    assert got.tolist() == [5, 6, UNLABELLED, 7, 8, 9]
+    raw = np.frombuffer(bytes(out["data"]), np.uint8).reshape(6, out["point_step"])
+    assert raw[0, -4:].tolist() == [0, 0, 0, 5]  # most significant byte first
 
 
 def test_intensity_field_by_name_with_the_sensors_scale():
