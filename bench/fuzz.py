@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -145,9 +146,13 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def live(args: argparse.Namespace) -> None:
-    import os
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+
+def live(args: argparse.Namespace) -> None:
     from anyseg_model import create_model, save_checkpoint
     from anyseg_sim.rig import lidar_extrinsic
     from anyseg_tools.harness import Watcher, node_command, rig_command
@@ -172,10 +177,14 @@ def live(args: argparse.Namespace) -> None:
         w.wait_for(lambda e: e["ev"] == "labels", timeout=180)
         time.sleep(2.0)
 
+        cpu: list[float] = []  # the node's CPU share (cores) in each window
+
         def window(seconds: float) -> tuple[float, float]:
-            t0 = time.monotonic()
+            t0, c0 = time.monotonic(), _cpu_s(node.pid)
             time.sleep(seconds)
-            return t0, time.monotonic()
+            t1 = time.monotonic()
+            cpu.append((_cpu_s(node.pid) - c0) / (t1 - t0))
+            return t0, t1
 
         before = window(args.seconds / 2)
         peak_before = _peak_rss_mb(node.pid)
@@ -205,15 +214,24 @@ def live(args: argparse.Namespace) -> None:
         f"({counts.get('unrepresentable', 0)} mutations the ROS types cannot carry not sent)\n"
     )
     print(
-        "| labels/s before | during | after | node up after "
-        "| node peak RSS before the fuzzer (MB) | at the end (MB) |"
+        "| labels/s before | during | after | node CPU (cores) before / during / after "
+        "| node up after | node peak RSS before the fuzzer (MB) | at the end (MB) |"
     )
-    print("|---:|---:|---:|---|---:|---:|")
+    print("|---:|---:|---:|---|---|---:|---:|")
     print(
         f"| {rate(before):.1f} | {rate(during):.1f} | {rate(after):.1f} | "
+        f"{' / '.join(f'{c:.2f}' for c in cpu)} | "
         f"{'yes' if alive else 'NO'} | {peak_before:.0f} | {peak:.0f} |"
     )
+    print(f"\nmachine load average at the end: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
+    pipeline = {
+        k: v
+        for s in diag["status"].values()
+        for k, v in s.items()
+        if (k.startswith("sync_drop.") or k in ("frames_dropped_busy", "sync_resets")) and v != "0"
+    }
     print("\ndecode errors counted by the node: " + json.dumps(errors, sort_keys=True))
+    print("synchroniser drops and busy skips: " + json.dumps(pipeline, sort_keys=True))
 
 
 def main() -> None:

@@ -8,11 +8,14 @@ messages of each sensor. It tells three things (docs/architecture.md section 3):
   ``max_offset_ns``: a LiDAR stamped by its own oscillator, a camera 5 s behind. Such a sensor is
   reported at ERROR level and not waited for;
 - whether one message is far *ahead* of its own stream (more than ``ahead_ns`` past where the
-  median puts it): a single mis-stamped message, dropped alone instead of being taken as the
-  stream's newest stamp (which would make the good messages after it look out of order). It is
-  kept out of the median too. ``confirm`` such messages in a row are no outlier: the sensor's
-  clock moved (or a backlog of late messages just cleared), and the window starts over from the
-  last one, so a real change costs ``confirm - 1`` messages;
+  median puts it, or, once ``window`` messages are known, more than ``spread`` times their median
+  absolute deviation and at least ``min_ahead_ns``: a stream whose latency varies by a few
+  milliseconds shows a message 100 ms ahead as plainly as one 2 s ahead): a single mis-stamped
+  message, dropped alone instead of being taken as the stream's newest stamp (which would make
+  the good messages after it look out of order). It is kept out of the median too. ``confirm``
+  such messages in a row are no outlier: the sensor's clock moved (or a backlog of late messages
+  just cleared), and the window starts over from the last one, so a real change costs
+  ``confirm - 1`` messages;
 - nothing until ``min_samples`` messages were seen: one message is no evidence.
 
 :class:`JoinTracker` counts, per sensor, the frame sets that waited for it in vain (the wait ran
@@ -46,6 +49,8 @@ class ClockOffsets:
         names: the sensors.
         max_offset_ns: a median offset beyond this (either sign) is a clock error; 0 disables.
         ahead_ns: a message stamped more than this past the median is a mis-stamped outlier.
+        min_ahead_ns, spread: with a full window, so is one more than ``spread`` median absolute
+            deviations and at least ``min_ahead_ns`` past it.
         window: messages per sensor the median is taken over.
         min_samples: messages needed before anything is judged.
     """
@@ -58,10 +63,14 @@ class ClockOffsets:
         window: int = 16,
         min_samples: int = 3,
         confirm: int = 3,
+        min_ahead_ns: int = 50_000_000,
+        spread: int = 8,
     ) -> None:
         for name, v, low in (
             ("max_offset_ns", max_offset_ns, 0),
             ("ahead_ns", ahead_ns, 1),
+            ("min_ahead_ns", min_ahead_ns, 1),
+            ("spread", spread, 1),
             ("window", window, 1),
             ("min_samples", min_samples, 1),
             ("confirm", confirm, 1),
@@ -70,6 +79,7 @@ class ClockOffsets:
                 raise ValueError(f"{name} must be an int >= {low}, got {v!r}")
         self.names = tuple(names)
         self.max_offset_ns, self.ahead_ns = max_offset_ns, ahead_ns
+        self.min_ahead_ns, self.spread = min(min_ahead_ns, ahead_ns), spread
         self.window, self.min_samples, self.confirm = window, min_samples, confirm
         self.reset()
 
@@ -101,7 +111,13 @@ class ClockOffsets:
     def is_ahead(self, name: str, stamp_ns: int, now_ns: int) -> bool:
         """True if this message is stamped far past where its stream's median puts it."""
         off = self.offset_ns(name)
-        return off is not None and stamp_ns - now_ns - off > self.ahead_ns
+        if off is None:
+            return False
+        excess = stamp_ns - now_ns - off
+        if excess <= self.min_ahead_ns or excess > self.ahead_ns:
+            return excess > self.ahead_ns
+        s = self._samples[name]  # only here, rarely: the deviations' median costs a sort
+        return len(s) == self.window and excess > self.spread * median(abs(x - off) for x in s)
 
     def clock_ok(self, name: str) -> bool:
         """False once the median offset is beyond ``max_offset_ns`` (unknown counts as ok)."""
