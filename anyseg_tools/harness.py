@@ -86,3 +86,11 @@ class Watcher:
 
 def sensor(diag_event: dict[str, Any], name: str) -> dict[str, Any]:
     return diag_event["status"][name]
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident set (VmHWM) of a running process, MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")

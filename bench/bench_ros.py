@@ -289,6 +289,8 @@ def busy_core(enabled: bool):
 
 def run_node(args: argparse.Namespace, size: str, model: str, points: int) -> dict[str, float]:
     """The node and the feeder for ``args.seconds``: rates, latency, node peak memory."""
+    from anyseg_tools.harness import peak_rss_mb  # here: the baseline trees lack it
+
     width, height = _size(size)
     tmp = Path(tempfile.mkdtemp(prefix="bench_ros_"))
     values = {
@@ -319,7 +321,7 @@ def run_node(args: argparse.Namespace, size: str, model: str, points: int) -> di
         t0 = time.monotonic()
         time.sleep(args.seconds)
         t1 = time.monotonic()
-        peak_mb = _vm_hwm_mb(node.pid)
+        peak_mb = peak_rss_mb(node.pid)
         gpu_mb = _gpu_mb(node.pid) if args.device.startswith("cuda") else None
     labels = w.window("labels", t0, t1)
     infos = w.window("info", t0, t1) or [{"processing_ms": float("nan")}]
@@ -333,14 +335,6 @@ def run_node(args: argparse.Namespace, size: str, model: str, points: int) -> di
         "node_peak_rss_mb": peak_mb,
         **({"node_gpu_mb": gpu_mb} if gpu_mb is not None else {}),
     }
-
-
-def _vm_hwm_mb(pid: int) -> float:
-    """Peak resident set (VmHWM) of a process, MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _gpu_mb(pid: int) -> float:

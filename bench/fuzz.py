@@ -139,13 +139,6 @@ def _publisher(stop: threading.Event, rate: float, counts: dict[str, int]) -> No
         rclpy.try_shutdown()
 
 
-def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def _cpu_s(pid: int) -> float:
     """User + system CPU seconds of process ``pid`` so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -155,7 +148,7 @@ def _cpu_s(pid: int) -> float:
 def live(args: argparse.Namespace) -> None:
     from anyseg_model import create_model, save_checkpoint
     from anyseg_sim.rig import lidar_extrinsic
-    from anyseg_tools.harness import Watcher, node_command, rig_command
+    from anyseg_tools.harness import Watcher, node_command, peak_rss_mb, rig_command
     from anyseg_tools.localdds import child, loopback_env
     from anyseg_tools.params import write_params
 
@@ -187,7 +180,7 @@ def live(args: argparse.Namespace) -> None:
             return t0, t1
 
         before = window(args.seconds / 2)
-        peak_before = _peak_rss_mb(node.pid)
+        peak_before = peak_rss_mb(node.pid)
         stop, counts = threading.Event(), {}
         fuzzer = threading.Thread(target=_publisher, args=(stop, args.rate, counts))
         fuzzer.start()
@@ -196,7 +189,7 @@ def live(args: argparse.Namespace) -> None:
         fuzzer.join()
         after = window(args.seconds / 2)
         alive = node.poll() is None
-        peak = _peak_rss_mb(node.pid) if alive else float("nan")
+        peak = peak_rss_mb(node.pid) if alive else float("nan")
         diag = w.wait_for(lambda e: e["ev"] == "diag", timeout=5, after=after[1] - 1.0)
 
     def rate(span: tuple[float, float]) -> float:
