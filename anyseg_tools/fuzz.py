@@ -35,11 +35,12 @@ import numpy as np
 from anyseg_model.preprocess import to_batch
 from anyseg_model.representations import DEFAULT_REPRESENTATIONS, Representation
 from anyseg_ros import transport
-from anyseg_ros.core.decode import DecodeError, build_image
+from anyseg_ros.core.decode import POINTFIELD_TYPES, DecodeError, build_image
 from anyseg_ros.core.events import Evt3Encoder
 from anyseg_ros.core.settings import InputSettings
 from anyseg_ros.core.sync import FrameSet
 from anyseg_ros.pipeline import Pipeline
+from anyseg_sim.robot_writer import OUSTER_FIELDS, OUSTER_STEP
 
 W, H = 16, 12  # small on purpose: the cases are about structure, not size
 MAX_PIXELS = 100_000
@@ -107,17 +108,8 @@ def _cloud(layout: list[tuple[str, int, str]], step: int, h: int, w: int, rng) -
 
 
 XYZI = [("x", 0, "f4"), ("y", 4, "f4"), ("z", 8, "f4"), ("intensity", 12, "f4")]
-OUSTER = [
-    ("x", 0, "f4"),
-    ("y", 4, "f4"),
-    ("z", 8, "f4"),
-    ("intensity", 16, "f4"),
-    ("t", 20, "u4"),
-    ("reflectivity", 24, "u2"),
-    ("ring", 26, "u2"),
-    ("ambient", 28, "u2"),
-    ("range", 32, "u4"),
-]
+# The robot-like recording's Ouster layout (one owner: anyseg_sim.robot_writer), numpy codes.
+OUSTER = [(name, offset, POINTFIELD_TYPES[t]) for name, offset, t in OUSTER_FIELDS]
 HESAI = [
     ("x", 0, "f4"),
     ("y", 4, "f4"),
@@ -225,7 +217,7 @@ KINDS: dict[str, tuple[str, dict[str, Any], Callable[[Any], NS]]] = {
     "cloud_ouster": (
         "lidar",
         {"lidar.intensity_field": "reflectivity"},
-        lambda r: _cloud(OUSTER, 48, 4, 10, r),
+        lambda r: _cloud(OUSTER, OUSTER_STEP, 4, 10, r),
     ),
     "cloud_hesai": ("lidar", {}, lambda r: _cloud(HESAI, 26, 1, 40, r)),
     "camera_info": ("lidar", {}, lambda r: camera_info()),
