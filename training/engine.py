@@ -76,7 +76,11 @@ def setup_runtime(
 
 
 def cleanup_runtime(rt: Runtime) -> None:
+    """End the process group once every rank is done: a rank that tore its connections down
+    while rank 0 was still writing the run's files was seen to abort ("terminate called without
+    an active exception", once in a loaded `make test`)."""
     if rt.distributed and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
