@@ -90,7 +90,7 @@ def evaluate_subsets(
             logits = F.interpolate(
                 logits[rows].float(), size=label.shape[1:], mode="bilinear", align_corners=False
             )
-            pred = logits.argmax(1).cpu().numpy()
+            pred = logits.max(1).indices.cpu().numpy()  # argmax(1), several times faster on CPU
             scores.add(subset_name(subset), pred, label[rows].cpu().numpy())
     model.train(was_training)
     if distributed and dist.is_initialized():
