@@ -112,8 +112,11 @@ class Evt3Decoder:
         if ((_EVT3_UNSUPPORTED_BITS >> code) & 1).any():
             bad = next(c for c in _EVT3_UNSUPPORTED if (code == c).any())
             raise DecodeError("evt3_code", f"unsupported EVT 3.0 word type {bad:#x}")
-        hi_idx = np.flatnonzero(code == 0x8)
-        lo_idx = np.flatnonzero(code == 0x6)
+        # One pass finds every time word; TIME_HIGH / TIME_LOW are told apart among those few.
+        is_time_word = (code == 0x8) | (code == 0x6)
+        time_words = np.flatnonzero(is_time_word)
+        time_is_high = code[time_words] == 0x8
+        hi_idx, lo_idx = time_words[time_is_high], time_words[~time_is_high]
         valid_from = 0
         if not self.valid:
             if not self.seen_high and not hi_idx.size:
@@ -144,16 +147,18 @@ class Evt3Decoder:
             if not values.size:
                 return np.full(pos.shape, initial, np.int64)
             j = np.cumsum(mask, dtype=np.int32)[pos] - 1
+            if not j.size or j[0] >= 0:  # pos ascends, so j does: none before the first word
+                return values[j]
             return np.where(j >= 0, values[np.maximum(j, 0)], initial)
 
         # The time after every time word (TIME_HIGH or TIME_LOW), then one lookup per event.
         if valid_from:
             is_time = np.zeros(n, bool)
             is_time[hi_idx] = is_time[lo_idx] = True
+            t_idx = np.flatnonzero(is_time)
+            t_is_high = code[t_idx] == 0x8
         else:
-            is_time = (code == 0x8) | (code == 0x6)
-        t_idx = np.flatnonzero(is_time)
-        t_is_high = code[t_idx] == 0x8
+            is_time, t_idx, t_is_high = is_time_word, time_words, time_is_high
         high_rank = np.cumsum(t_is_high) - 1
         th = np.where(
             high_rank >= 0, full_high[np.maximum(high_rank, 0)] if highs.size else 0, high0
@@ -170,7 +175,8 @@ class Evt3Decoder:
             idx = np.flatnonzero(mask)
             return idx[idx >= valid_from] if valid_from else idx
 
-        y_idx = first(code == 0x0)
+        is_y_word = code == 0x0
+        y_idx = first(is_y_word)
         y_val = payload[y_idx] & 0x7FF
         singles = first(code == 0x2)
         pos = singles
@@ -218,7 +224,7 @@ class Evt3Decoder:
             is_y = np.zeros(n, bool)
             is_y[y_idx] = True
         else:
-            is_y = code == 0x0
+            is_y = is_y_word
         ys = at(is_y, y_val, self.y, pos)
         keep = (xs < width) & (ys < height)
         end = None  # the time after the last word: the last time word's, else the state's
