@@ -18,6 +18,7 @@ import numpy as np
 from anyseg_model.representations import DEFAULT_REPRESENTATIONS, LidarScan
 
 from . import transport
+from .core.compiled import COMPILED
 from .core.decode import (
     MODALITY_ENCODINGS,
     CameraModel,
@@ -30,8 +31,9 @@ from .core.decode import (
     labels_for_points,
     stamp_ns,
 )
-from .core.events import EventStream
+from .core.events import EventStream, Evt3Decoder
 from .core.pointclouds import build_labelled_cloud, decode_cloud
+from .core.rvl import decode_rvl
 from .core.settings import InputSettings, Settings, SyncSettings
 from .core.sync import FrameSet, ModalitySynchronizer
 from .core.tf import TfError, TfTree
@@ -238,6 +240,12 @@ class Pipeline:
             else None
         )
         self._last_slice: int | None = None
+        # A compiled decoder's first use on a machine compiles it (seconds; cached after):
+        # here, not on the first message.
+        if self.events is not None:
+            Evt3Decoder().decode(b"", 1, 1)
+        if s.transports.get("depth") == "compressedDepth":
+            decode_rvl(b"", 0)
         self.extrinsic_source = s.extrinsic_source or ("tf" if s.lidar_extrinsic is None else "")
         self._tf_extrinsic = False  # the last LiDAR extrinsic came from tf
 
@@ -270,6 +278,8 @@ class Pipeline:
         s = self.settings
         out = [(f"{m}.transport", t) for m, t in s.transports.items()]
         out.append(("event.format", s.event_format))
+        if self.events is not None or s.transports.get("depth") == "compressedDepth":
+            out.append(("decoders", "compiled" if COMPILED else "uncompiled (no numba: slow)"))
         if self.extrinsic_source:
             out.append(("lidar_extrinsic_source", self.extrinsic_source))
         if self.events is not None:

@@ -1,12 +1,14 @@
-"""Event-camera streams -> the ``event_frame`` input the model was trained on (numpy only).
+"""Event-camera streams -> the ``event_frame`` input the model was trained on (numpy; the EVT 3.0
+state machine compiled with numba, :mod:`.compiled`).
 
-Decoders (vectorised: no Python loop per event or word):
+Decoders:
 
 - event_camera_msgs/EventPacket ``evt3`` (Prophesee EVT 3.0, metavision_driver): 16-bit words,
   type in bits 15..12. The decoder keeps the stream's state across packets (row, vector base x,
   polarity, time high/low), drops words until a TIME_HIGH and then a TIME_LOW have been seen,
   and counts 24-bit rollovers (every 16.77 s) when a TIME_HIGH falls more than 10 below the
-  previous one, as event_camera_codecs does. Codes 1, 9, 0xB, 0xC, 0xD are refused.
+  previous one, as event_camera_codecs does. Codes 1, 9, 0xB, 0xC, 0xD are refused. One
+  compiled pass over the words (1 M events in about 12 ms: BENCHMARKS.md section 7).
 - ``mono`` (one uint64 per event: dt ns b0-31, x b32-47, y b48-62, polarity b63; t = time_base
   + dt), ``libcaer`` (uint32 data: polarity b1, y b2-16, x b17-31; int32 ts in us; a decrease
   inside a message adds 2^31 us) and ``libcaer_cmp`` (16-bit words, state reset per message,
@@ -30,13 +32,14 @@ from typing import Any
 
 import numpy as np
 
+from .compiled import kernel, readonly
 from .decode import DecodeError, _byte_view, stamp_ns
 
 PACKET_ENCODINGS = ("evt3", "mono", "libcaer", "libcaer_cmp")
 OFFSET_ALPHA = 0.01  # event_camera_renderer's smoothing of the sensor -> ROS time offset
 ROLLOVER_MIN_DROP = 10  # a TIME_HIGH this far below the previous one is a 24-bit rollover
 _EVT3_UNSUPPORTED = (0x1, 0x9, 0xB, 0xC, 0xD)
-_EVT3_UNSUPPORTED_BITS = np.uint16(sum(1 << c for c in _EVT3_UNSUPPORTED))  # bit c: code c
+_EVT3_UNSUPPORTED_MASK = sum(1 << c for c in _EVT3_UNSUPPORTED)  # bit c: code c
 
 
 @dataclass
@@ -92,166 +95,91 @@ def _vector_events(
     return base[rows] + cols, order[rows], rows
 
 
+@kernel
+def _evt3_words(
+    w: np.ndarray, state: np.ndarray, width: int, height: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """One pass of the EVT 3.0 state machine over ``w`` (uint16 words), from and into ``state``
+    (valid, seen_high, high, rollovers, low, y, base_x, polarity; int64).
+
+    Returns (t ns, x, y, polarity, number of events, 0) with the events inside ``width`` x
+    ``height``, or (..., 0, bad code) without touching ``state`` when a word type is refused."""
+    # Pass 1: refuse the packet before anything changes, and bound the number of events.
+    bound = 0
+    for i in range(w.size):
+        code = np.int64(w[i]) >> 12
+        if (_EVT3_UNSUPPORTED_MASK >> code) & 1:
+            z16 = np.zeros(0, np.uint16)
+            return np.zeros(0, np.int64), z16, z16, np.zeros(0, np.uint8), 0, code
+        bound += 1 if code == 0x2 else 12 if code == 0x4 else 8 if code == 0x5 else 0
+    t = np.empty(bound, np.int64)
+    xs, ys = np.empty(bound, np.uint16), np.empty(bound, np.uint16)
+    ps = np.empty(bound, np.uint8)
+    valid, seen_high, high, roll, low, y, base_x, pol = state
+    now = ((roll << 24) | (high << 12) | low) * 1000
+    k = 0
+    for i in range(w.size):
+        word = np.int64(w[i])
+        code, v = word >> 12, word & 0xFFF
+        if code == 0x8:  # TIME_HIGH: time bits 23..12; a large drop is a 24-bit rollover
+            if v < high and high - v > ROLLOVER_MIN_DROP:
+                roll += 1
+            high, seen_high = v, 1
+        elif code == 0x6:  # TIME_LOW: bits 11..0, valid once a TIME_HIGH came before it
+            if not seen_high:
+                continue
+            low, valid = v, 1
+        elif not valid:  # no time yet: the word is dropped
+            continue
+        elif code == 0x0:  # EVT_ADDR_Y
+            y = v & 0x7FF
+        elif code == 0x2:  # EVT_ADDR_X: one event at (x, y)
+            x = v & 0x7FF
+            if x < width and y < height:
+                t[k], xs[k], ys[k], ps[k] = now, x, y, (v >> 11) & 1
+                k += 1
+        elif code == 0x3:  # VECT_BASE_X: the x and polarity of the vectors that follow
+            base_x, pol = v & 0x7FF, (v >> 11) & 1
+        elif code == 0x4 or code == 0x5:  # VECT_12 / VECT_8: bit b is an event at base_x + b
+            nbits = 12 if code == 0x4 else 8
+            if y < height:
+                for b in range(nbits):
+                    if (v >> b) & 1 and base_x + b < width:
+                        t[k], xs[k], ys[k], ps[k] = now, base_x + b, y, pol
+                        k += 1
+            base_x += nbits
+        if code == 0x8 or code == 0x6:
+            now = ((roll << 24) | (high << 12) | low) * 1000
+    state[:] = (valid, seen_high, high, roll, low, y, base_x, pol)
+    return t, xs, ys, ps, k, 0
+
+
 @dataclass
 class Evt3Decoder:
     """A stateful EVT 3.0 decoder for one stream (state persists across packets)."""
 
-    valid: bool = False  # a TIME_HIGH and then a TIME_LOW have been seen
-    seen_high: bool = False
-    high: int = 0  # time bits 23..12 of the last TIME_HIGH (12 bits)
-    rollovers: int = 0
-    low: int = 0
-    y: int = 0
-    base_x: int = 0
-    polarity: int = 0
+    # valid (a TIME_HIGH and then a TIME_LOW have been seen), seen_high, high (time bits 23..12
+    # of the last TIME_HIGH), rollovers, low, y, base_x, polarity
+    state: np.ndarray = field(default_factory=lambda: np.zeros(8, np.int64))
+
+    @property
+    def valid(self) -> bool:
+        return bool(self.state[0])
+
+    @property
+    def rollovers(self) -> int:
+        return int(self.state[3])
 
     def decode(self, data: Any, width: int, height: int) -> Events:
         w = _words(data, 2, "evt3")
-        code = w >> 12
-        # Codes 1, 9, 0xB-0xD: bit `code` of one constant (two passes; a table gather is slower).
-        if ((_EVT3_UNSUPPORTED_BITS >> code) & 1).any():
-            bad = next(c for c in _EVT3_UNSUPPORTED if (code == c).any())
+        t, x, y, p, n, bad = _evt3_words(readonly(w), self.state, width, height)
+        if bad:
             raise DecodeError("evt3_code", f"unsupported EVT 3.0 word type {bad:#x}")
-        # One pass finds every time word; TIME_HIGH / TIME_LOW are told apart among those few.
-        is_time_word = (code == 0x8) | (code == 0x6)
-        time_words = np.flatnonzero(is_time_word)
-        time_is_high = code[time_words] == 0x8
-        hi_idx, lo_idx = time_words[time_is_high], time_words[~time_is_high]
-        valid_from = 0
         if not self.valid:
-            if not self.seen_high and not hi_idx.size:
-                return Events.empty()  # no time yet: everything before it is discarded
-            first_high = 0 if self.seen_high else int(hi_idx[0])
-            lows = lo_idx[lo_idx > first_high] if not self.seen_high else lo_idx
-            if not lows.size:
-                self._update_time(w[hi_idx[hi_idx >= first_high]] & 0xFFF)
-                self.seen_high = True
-                return Events.empty()
-            valid_from = int(lows[0])
-            # Time words before the first valid time are state too; other words are dropped.
-            hi_idx, lo_idx = hi_idx[hi_idx >= first_high], lo_idx[lo_idx >= valid_from]
-        payload = w & 0xFFF  # uint16; values are widened where they are gathered
-
-        # Time high with rollovers, one value per TIME_HIGH word.
-        highs = payload[hi_idx].astype(np.int64)
-        prev = np.concatenate([[self.high], highs[:-1]])
-        roll = self.rollovers + np.cumsum((highs < prev) & (prev - highs > ROLLOVER_MIN_DROP))
-        full_high = (roll << 24) | (highs << 12)
-        high0 = (self.rollovers << 24) | (self.high << 12)
-
-        n = w.size
-
-        def at(mask: np.ndarray, values: np.ndarray, initial: int, pos: np.ndarray) -> np.ndarray:
-            """The value of the last ``mask`` word at or before each position (else
-            ``initial``). A running count of the words is faster than a binary search."""
-            if not values.size:
-                return np.full(pos.shape, initial, np.int64)
-            j = np.cumsum(mask, dtype=np.int32)[pos] - 1
-            if not j.size or j[0] >= 0:  # pos ascends, so j does: none before the first word
-                return values[j]
-            return np.where(j >= 0, values[np.maximum(j, 0)], initial)
-
-        # The time after every time word (TIME_HIGH or TIME_LOW), then one lookup per event.
-        if valid_from:
-            is_time = np.zeros(n, bool)
-            is_time[hi_idx] = is_time[lo_idx] = True
-            t_idx = np.flatnonzero(is_time)
-            t_is_high = code[t_idx] == 0x8
-        else:
-            is_time, t_idx, t_is_high = is_time_word, time_words, time_is_high
-        high_rank = np.cumsum(t_is_high) - 1
-        th = np.where(
-            high_rank >= 0, full_high[np.maximum(high_rank, 0)] if highs.size else 0, high0
-        )
-        low_pos = np.where(~t_is_high, np.arange(t_idx.size), -1)
-        low_last = np.maximum.accumulate(low_pos) if t_idx.size else low_pos
-        tl = np.where(low_last >= 0, payload[t_idx[np.maximum(low_last, 0)]], self.low)
-        t_val = (th | tl) * 1000
-
-        def time_at(pos: np.ndarray) -> np.ndarray:
-            return at(is_time, t_val, ((high0 | self.low) * 1000), pos)
-
-        def first(mask: np.ndarray) -> np.ndarray:
-            idx = np.flatnonzero(mask)
-            return idx[idx >= valid_from] if valid_from else idx
-
-        is_y_word = code == 0x0
-        y_idx = first(is_y_word)
-        y_val = payload[y_idx] & 0x7FF
-        singles = first(code == 0x2)
-        pos = singles
-        xs = payload[singles] & 0x7FF
-        ps = (payload[singles] >> 11) & 1
-        base_idx = np.zeros(0, np.int64)
-        if ((code >= 0x3) & (code <= 0x5)).any():
-            base_idx = first(code == 0x3)
-            vec = first((code == 0x4) | (code == 0x5))
-            nbits = np.where(code[vec] == 0x4, 12, 8)
-            before = np.cumsum(nbits) - nbits  # base increments of the vectors before each one
-            before_ext = np.append(before, before[-1] + nbits[-1] if vec.size else 0)
-            k_base = np.searchsorted(vec, base_idx)  # vectors before each base word
-            j = np.searchsorted(base_idx, vec, side="right") - 1
-            jj = np.maximum(j, 0)
-            base_vals = payload[base_idx] & 0x7FF
-            base = np.where(
-                j >= 0,
-                (base_vals[jj] if base_idx.size else 0) + before - before_ext[k_base[jj]]
-                if base_idx.size
-                else 0,
-                self.base_x + before,
-            )
-            is_base = np.zeros(n, bool)
-            is_base[base_idx] = True
-            pol = at(is_base, (payload[base_idx] >> 11) & 1, self.polarity, vec)
-            bits = (payload[vec][:, None] >> np.arange(12)) & 1
-            bits[nbits == 8, 8:] = 0
-            rows, cols = np.nonzero(bits)
-            pos = np.concatenate([singles, vec[rows]])
-            xs = np.concatenate([xs, base[rows] + cols])
-            ps = np.concatenate([ps, pol[rows]])
-            order = np.argsort(pos, kind="stable")
-            pos, xs, ps = pos[order], xs[order], ps[order]
-            # The base after this packet: the last base plus the vectors after it.
-            if vec.size:
-                self.base_x = int(base[-1] + nbits[-1])
-                if base_idx.size and base_idx[-1] > vec[-1]:
-                    self.base_x = int(base_vals[-1])
-            elif base_idx.size:
-                self.base_x = int(base_vals[-1])
-            if base_idx.size:
-                self.polarity = int((payload[base_idx[-1]] >> 11) & 1)
-        if valid_from:
-            is_y = np.zeros(n, bool)
-            is_y[y_idx] = True
-        else:
-            is_y = is_y_word
-        ys = at(is_y, y_val, self.y, pos)
-        keep = (xs < width) & (ys < height)
-        end = None  # the time after the last word: the last time word's, else the state's
-        if n:
-            end = int(t_val[-1]) if t_val.size else (high0 | self.low) * 1000
-        ev = Events(
-            time_at(pos[keep]),
-            xs[keep].astype(np.uint16),
-            ys[keep].astype(np.uint16),
-            ps[keep].astype(np.uint8),
-            end,
-        )
-        # The state after this packet.
-        if highs.size:
-            self.high, self.rollovers = int(highs[-1]), int(roll[-1])
-        if lo_idx.size:
-            self.low = int(payload[lo_idx[-1]])
-        if y_idx.size:
-            self.y = int(y_val[-1])
-        self.valid = self.seen_high = True
-        return ev
-
-    def _update_time(self, highs: np.ndarray) -> None:
-        for v in highs.tolist():
-            if v < self.high and self.high - v > ROLLOVER_MIN_DROP:
-                self.rollovers += 1
-            self.high = v
+            return Events.empty()  # no time yet: everything before it is discarded
+        valid, seen_high, high, roll, low = self.state[:5].tolist()
+        end = ((roll << 24) | (high << 12) | low) * 1000 if w.size else None
+        return Events(t[:n], x[:n], y[:n], p[:n], end)
 
 
 def decode_mono(data: Any, time_base: int, bigendian: bool = False) -> Events:

@@ -1,73 +1,78 @@
-"""RVL, the lossless depth codec of compressed_depth_image_transport (Wilson 2017), in numpy.
+"""RVL, the lossless depth codec of compressed_depth_image_transport (Wilson 2017).
 
 Stream layout (what ``rvl_codec.cpp`` writes after the ``uint32 cols, uint32 rows`` it is
 prefixed with): 32-bit little-endian words, each holding 8 nibbles, most significant first.
 Values are variable-length: 3-bit groups, least significant first, bit 0x8 set on every group
 but the last. The values repeat ``[number of zeros, number of non-zeros, the non-zeros as
 zig-zag deltas from the previous non-zero value]`` until every pixel is covered; the last word
-is padded with zero nibbles. Decoding is vectorised except for one step per zero / non-zero run.
+is padded with zero nibbles. The decoder is one compiled loop over the nibbles
+(:mod:`.compiled`); the encoder, used for recordings and tests, is vectorised numpy.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .compiled import kernel, readonly
 from .decode import DecodeError
 
 _SHIFTS = np.arange(28, -4, -4, dtype=np.uint32)  # nibble order inside a word
+_ENDS, _TOO_LONG, _TOO_MANY = -1, -2, -3  # the decoder's failures
 
 
-def _varints(words: np.ndarray) -> np.ndarray:
-    """uint32 words -> every variable-length value they hold, in order (int64)."""
-    nib = ((words[:, None] >> _SHIFTS) & 0xF).reshape(-1).astype(np.int64)
-    ends = (nib & 0x8) == 0
-    end_idx = np.flatnonzero(ends)
-    if not end_idx.size:
-        return np.zeros(0, np.int64)
-    nib = nib[: end_idx[-1] + 1]
-    ends = ends[: end_idx[-1] + 1]
-    ident = np.cumsum(ends) - ends  # which value each nibble belongs to
-    starts = np.concatenate([[0], end_idx[:-1] + 1])
-    k = np.arange(nib.size) - starts[ident]
-    if k.max(initial=0) > 10:  # more than 33 bits: not a value this codec writes
-        raise DecodeError("rvl", "a value longer than 11 nibbles")
-    return np.bincount(ident, weights=(nib & 0x7) << (3 * k)).astype(np.int64)
+@kernel
+def _value(words: np.ndarray, pos: int) -> tuple[int, int]:
+    """The variable-length value at nibble ``pos`` -> (value, the nibble after it), or
+    (0, _ENDS / _TOO_LONG): at most 11 groups (33 bits) are a value this codec writes."""
+    value = 0
+    for k in range(11):
+        if pos >= 8 * words.size:
+            return 0, _ENDS
+        nib = (np.int64(words[pos >> 3]) >> (28 - 4 * (pos & 7))) & 0xF
+        pos += 1
+        value |= (nib & 0x7) << (3 * k)
+        if not nib & 0x8:
+            return value, pos
+    return 0, _TOO_LONG
+
+
+@kernel
+def _decode(words: np.ndarray, out: np.ndarray) -> tuple[int, int]:
+    """Fills ``out`` (zeros, uint16) from ``words`` -> (0 or a failure, pixels covered)."""
+    pixels, covered, pos, prev = out.size, 0, 0, 0
+    while covered < pixels:
+        zeros, pos = _value(words, pos)
+        if pos < 0:
+            return pos, covered
+        nonzeros, pos = _value(words, pos)
+        if pos < 0:
+            return pos, covered
+        if zeros + nonzeros > pixels - covered:
+            return _TOO_MANY, covered
+        covered += zeros
+        for _ in range(nonzeros):
+            z, pos = _value(words, pos)
+            if pos < 0:
+                return pos, covered
+            prev += (z >> 1) ^ -(z & 1)  # zig-zag delta from the previous non-zero value
+            out[covered] = prev & 0xFFFF
+            covered += 1
+    return 0, covered
 
 
 def decode_rvl(data: bytes | np.ndarray, pixels: int) -> np.ndarray:
     """An RVL stream (without the cols/rows prefix) -> (pixels,) uint16."""
     raw = np.frombuffer(bytes(data), np.uint8) if not isinstance(data, np.ndarray) else data
     raw = raw.reshape(-1).view(np.uint8)
-    usable = raw.size - raw.size % 4
-    values = _varints(raw[:usable].view("<u4")).tolist()
-    runs_at, runs_len = [], []
-    covered = pos = 0
-    n_values = len(values)
-    while covered < pixels:  # one step per run; the values themselves are not touched here
-        if pos + 2 > n_values:
-            raise DecodeError("rvl", f"stream ends after {covered} of {pixels} pixels")
-        zeros, nonzeros = values[pos], values[pos + 1]
-        covered += zeros
-        if nonzeros:
-            runs_at.append((covered, pos + 2))
-            runs_len.append(nonzeros)
-        covered += nonzeros
-        pos += 2 + nonzeros
-        if covered > pixels or pos > n_values:
-            raise DecodeError("rvl", f"runs cover more than the {pixels} pixels")
+    words = np.ascontiguousarray(raw[: raw.size - raw.size % 4]).view("<u4")
     out = np.zeros(pixels, np.uint16)
-    if not runs_len:
-        return out
-    lens = np.asarray(runs_len, np.int64)
-    at = np.asarray(runs_at, np.int64)
-    total = int(lens.sum())
-    first = np.cumsum(lens) - lens
-    within = np.arange(total) - np.repeat(first, lens)
-    src = np.repeat(at[:, 1], lens) + within
-    dst = np.repeat(at[:, 0], lens) + within
-    z = np.asarray(values, np.int64)[src]
-    delta = (z >> 1) ^ -(z & 1)
-    out[dst] = (np.cumsum(delta) & 0xFFFF).astype(np.uint16)
+    failure, covered = _decode(readonly(words), out)
+    if failure == _ENDS:
+        raise DecodeError("rvl", f"stream ends after {covered} of {pixels} pixels")
+    if failure == _TOO_LONG:
+        raise DecodeError("rvl", "a value longer than 11 nibbles")
+    if failure == _TOO_MANY:
+        raise DecodeError("rvl", f"runs cover more than the {pixels} pixels")
     return out
 
 

@@ -1,5 +1,6 @@
-"""anyseg_ros.core is stdlib + numpy only (no rclpy, torch, yaml, anyseg_model), proved in a
-subprocess where those imports are blocked; plus the shared constants it cannot import."""
+"""anyseg_ros.core is stdlib + numpy (+ numba, optional) only (no rclpy, torch, yaml,
+anyseg_model), proved in a subprocess where those imports are blocked; plus the shared constants
+it cannot import."""
 
 import subprocess
 import sys
@@ -14,6 +15,7 @@ def test_core_imports_without_rclpy_torch_yaml_or_the_model():
     code = (
         "import sys\n"
         f"for name in {BLOCKED!r}: sys.modules[name] = None\n"
+        "import numba\n"  # and what numba itself imports (llvmlite, cython runtime, ...)
         "before = set(sys.modules)\n"
         + "".join(f"import anyseg_ros.core.{m}\n" for m in CORE)
         + "new = {n.split('.')[0] for n in set(sys.modules) - before}\n"
@@ -24,6 +26,37 @@ def test_core_imports_without_rclpy_torch_yaml_or_the_model():
     )
     assert r.returncode == 0, r.stderr
     assert set(eval(r.stdout.strip())) <= {"anyseg_ros", "numpy"}, r.stdout
+
+
+def test_core_decodes_without_numba():
+    """Where numba is not installed the decoders run uncompiled, with the same answers."""
+    code = (
+        "import sys; sys.modules['numba'] = None\n"
+        "import numpy as np\n"
+        "from anyseg_ros.core import compiled\n"
+        "from anyseg_ros.core.events import Evt3Decoder\n"
+        "from anyseg_ros.core.rvl import decode_rvl, encode_rvl\n"
+        "w = np.array([0x8005, 0x6003, 0x000A, 0x2805, 0x3064, 0x4005], '<u2').tobytes()\n"
+        "ev = Evt3Decoder().decode(w, 640, 480)\n"
+        "d = np.array([0, 0, 7, 9, 0, 65535], np.uint16)\n"
+        "print(compiled.COMPILED, ev.x.tolist(), decode_rvl(encode_rvl(d), 6).tolist())\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [
+        "False",
+        "[5,",
+        "100,",
+        "102]",
+        "[0,",
+        "0,",
+        "7,",
+        "9,",
+        "0,",
+        "65535]",
+    ]
 
 
 def test_every_core_module_is_checked():

@@ -86,6 +86,50 @@ def test_evt3_encoder_round_trip_over_a_rollover_in_many_packets():
     np.testing.assert_array_equal(np.concatenate([o.p for o in out]), p)
 
 
+def _random_words(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Every word type the decoder accepts, small TIME_HIGH values now and then (rollovers)."""
+    codes = rng.choice([0x0, 0x2, 0x2, 0x3, 0x4, 0x5, 0x6, 0x7, 0x8, 0x8, 0xA, 0xE, 0xF], n)
+    vals = rng.integers(0, 4096, n)
+    vals = np.where((codes == 0x8) & (rng.random(n) < 0.5), rng.integers(0, 30, n), vals)
+    return ((codes << 12) | vals).astype("<u2")
+
+
+def test_evt3_packet_boundaries_anywhere_and_the_uncompiled_loop_agree():
+    from anyseg_ros.core.events import _evt3_words
+
+    rng = np.random.default_rng(5)
+    for _ in range(30):
+        w = _random_words(rng, 3000)
+        one = Evt3Decoder()
+        whole = one.decode(w.tobytes(), 700, 500)
+        dec, parts = Evt3Decoder(), []
+        for part in np.split(w, np.sort(rng.integers(0, w.size, 6))):
+            parts.append(dec.decode(part.tobytes(), 700, 500))
+        assert len(whole) > 0 and dec.state.tolist() == one.state.tolist()
+        for f in "txyp":
+            np.testing.assert_array_equal(
+                np.concatenate([getattr(p, f) for p in parts]), getattr(whole, f)
+            )
+        assert parts[-1].end_t == whole.end_t
+        # The same loop run as plain Python (what runs where numba is not installed).
+        state = np.zeros(8, np.int64)
+        t, x, y, p, n, bad = _evt3_words.py_func(w, state, 700, 500)
+        assert bad == 0 and n == len(whole)
+        np.testing.assert_array_equal(t[:n], whole.t)
+        np.testing.assert_array_equal(x[:n], whole.x)
+        np.testing.assert_array_equal(y[:n], whole.y)
+        np.testing.assert_array_equal(p[:n], whole.p)
+
+
+def test_evt3_refused_packet_leaves_the_state_alone():
+    dec = Evt3Decoder()
+    dec.decode(words(0x8005, 0x6003, 0x000A, 0x3064), 640, 480)
+    before = dec.state.copy()
+    with pytest.raises(DecodeError, match="0xb"):
+        dec.decode(words(0x8006, 0x0001, 0xB000, 0x2001), 640, 480)
+    np.testing.assert_array_equal(dec.state, before)
+
+
 def test_mono_libcaer_and_libcaer_cmp_known_answers():
     ev = np.array([(1 << 63) | (7 << 48) | (300 << 32) | 1500, (2 << 48) | (4 << 32) | 9], "<u8")
     m = decode_mono(ev.tobytes(), time_base=10**9)

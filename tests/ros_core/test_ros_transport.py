@@ -19,6 +19,19 @@ def msg(fmt: str, data: bytes):
     return NS(format=fmt, data=data)
 
 
+def test_rvl_uncompiled_loop_agrees():
+    from anyseg_ros.core.rvl import _decode
+
+    rng = np.random.default_rng(2)
+    d = rng.integers(0, 65536, (30, 40)).astype(np.uint16)
+    d[rng.random(d.shape) < 0.4] = 0
+    words = np.frombuffer(encode_rvl(d), "<u4")
+    out = np.zeros(d.size, np.uint16)
+    assert _decode.py_func(words, out) == (0, d.size)
+    np.testing.assert_array_equal(out.reshape(d.shape), d)
+    assert _decode.py_func(words[:20], np.zeros(d.size, np.uint16))[0] < 0  # truncated
+
+
 def test_rvl_known_answer_and_round_trip():
     # [0, 0, 3]: 2 zeros (nibble 2), 1 non-zero (1), delta 3 zig-zag 6 (6) -> one word.
     stream = encode_rvl(np.array([0, 0, 3], np.uint16))
