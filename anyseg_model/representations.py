@@ -88,12 +88,14 @@ class LidarScan:
 @dataclass(frozen=True)
 class Projection:
     """A z-buffered projection: per pixel the nearest point's depth (0 = no point), its intensity
-    and its index into the scan (-1 = no point); per point its pixel (-1 where off-image)."""
+    and its index into the scan (-1 = no point); per point its pixel (-1 where off-image) and
+    that pixel's flat index (what labelling the points needs)."""
 
     depth: np.ndarray  # (H, W) float32, metres along the optical axis
     intensity: np.ndarray  # (H, W) float32, 0 where the intensity is not finite
     index: np.ndarray  # (H, W) int64
     pixel: np.ndarray  # (N, 2) int64 (u, v), -1 where the point is behind or off the image
+    flat: np.ndarray  # (N,) int64 v * W + u, W * H where the point is behind or off the image
 
 
 MIN_DEPTH_M = 0.1  # points nearer than this to the camera plane are not projected
@@ -180,7 +182,9 @@ def project_lidar(scan: LidarScan) -> Projection:
     hit = index >= 0
     depth = np.where(hit, nearest.reshape(h, w), np.float32(0.0))
     intensity = np.where(hit, best.reshape(h, w), np.float32(0.0))
-    return Projection(depth, intensity, index, pixel)
+    flat_all = np.full(n, h * w, np.int64)
+    flat_all[idx] = flat
+    return Projection(depth, intensity, index, pixel, flat_all)
 
 
 # ---------------------------------------------------------------- per-modality encoders

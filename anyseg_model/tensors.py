@@ -48,14 +48,27 @@ def nearest_index(src: int, dst: int, device: str) -> torch.Tensor:
     return picked.to(torch.int64).to(device)
 
 
+@lru_cache(maxsize=64)
+def _picked(shape: tuple[int, ...], size: tuple[int, int], device: str) -> torch.Tensor:
+    """The flat indices nearest resampling reads from a contiguous (H, W[, C]) image."""
+    rows = nearest_index(shape[0], size[0], device).view(-1, 1)
+    flat = rows * shape[1] + nearest_index(shape[1], size[1], device).view(1, -1)
+    if len(shape) == 3:
+        flat = flat[..., None] * shape[2] + torch.arange(shape[2], device=device)
+    return flat.reshape(-1)
+
+
 def pick(t: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:
-    """Nearest resampling of an (H, W[, C]) raw image before a pointwise encoding."""
+    """Nearest resampling of an (H, W[, C]) raw image before a pointwise encoding: one gather
+    of the pixels it reads."""
     if size is None or tuple(t.shape[:2]) == tuple(size):
         return t
-    dev = str(t.device)
-    rows = nearest_index(t.shape[0], size[0], dev)
-    cols = nearest_index(t.shape[1], size[1], dev)
-    return t.index_select(0, rows).index_select(1, cols)
+    t = t.contiguous()  # a view already, unless the rows are padded
+    index = _picked(tuple(t.shape), tuple(size), str(t.device))
+    flat = t.view(-1)
+    if t.dtype == torch.uint16:  # torch has no uint16 gather: the same bits as int16
+        flat = flat.view(torch.int16)
+    return flat.index_select(0, index).view(t.dtype).view(*size, *t.shape[2:])
 
 
 @lru_cache(maxsize=64)
@@ -71,19 +84,28 @@ def bilinear_taps(src: int, dst: int, device: str) -> tuple[torch.Tensor, ...]:
     return tuple(t.to(device) for t in (i0, i1, 1.0 - w1, w1))
 
 
+@lru_cache(maxsize=64)
+def _bilinear_gather(shape: tuple[int, int, int], size: tuple[int, int], device: str):
+    """For a contiguous (H, W, C) image: the flat indices of the four taps of every output
+    (4 * C * h * w, in (tap, C, h, w) order) and the row / column weights."""
+    (src_h, src_w, c), dev = shape, str(device)
+    r0, r1, a0, a1 = bilinear_taps(src_h, size[0], dev)
+    c0, c1, b0, b1 = bilinear_taps(src_w, size[1], dev)
+    ch = torch.arange(c, device=dev).view(c, 1, 1)
+    taps = [
+        (r.view(1, -1, 1) * src_w + col.view(1, 1, -1)) * c + ch
+        for r in (r0, r1)
+        for col in (c0, c1)
+    ]
+    weights = a0.view(-1, 1), a1.view(-1, 1), b0.view(1, -1), b1.view(1, -1)
+    return torch.stack(taps).reshape(-1), weights
+
+
 def bilinear_uint8(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bilinear resampling of a uint8 (H, W, C) image to float32 (C, h, w), reading only the
-    pixels it weighs (four per output) instead of converting the whole image first; the values
-    of F.interpolate on the float image, within float rounding."""
-    dev = str(t.device)
-    r0, r1, a0, a1 = bilinear_taps(t.shape[0], size[0], dev)
-    c0, c1, b0, b1 = bilinear_taps(t.shape[1], size[1], dev)
-    rows = [t.index_select(0, r) for r in (r0, r1)]  # (h, W, C) each
-    taps = [[_planar_small(r.index_select(1, c)) for c in (c0, c1)] for r in rows]  # (C, h, w)
-    a0, a1, b0, b1 = a0.view(-1, 1), a1.view(-1, 1), b0.view(1, -1), b1.view(1, -1)
-    return a0 * (b0 * taps[0][0] + b1 * taps[0][1]) + a1 * (b0 * taps[1][0] + b1 * taps[1][1])
-
-
-def _planar_small(t: torch.Tensor) -> torch.Tensor:
-    """uint8 (h, w, C) -> contiguous float32 (C, h, w)."""
-    return torch.empty((t.shape[2], *t.shape[:2]), device=t.device).copy_(t.permute(2, 0, 1))
+    pixels it weighs (one gather of four taps per output) instead of converting the whole image
+    first; the values of F.interpolate on the float image, within float rounding."""
+    t = t.contiguous()  # a view already, unless the rows are padded
+    index, (a0, a1, b0, b1) = _bilinear_gather(tuple(t.shape), tuple(size), str(t.device))
+    p = t.view(-1).index_select(0, index).to(torch.float32).view(4, t.shape[2], *size)
+    return a0 * (b0 * p[0] + b1 * p[1]) + a1 * (b0 * p[2] + b1 * p[3])

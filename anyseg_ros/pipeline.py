@@ -502,7 +502,7 @@ class Pipeline:
         # again would repeat its stamp on segmentation/points.
         if "lidar" in arrays and "lidar" not in fs.reused:
             scan = arrays["lidar"]
-            point_labels = labels_for_points(scan.projection.pixel, labels)
+            point_labels = labels_for_points(scan.projection.flat, labels)
             cloud = fs.payload("lidar").cloud
             # The input cloud's own fields and organisation, plus a label per point.
             points = (

@@ -141,7 +141,7 @@ def run_offline(
             scan = arrays[
                 "lidar"
             ]  # each point labelled by the pixel it projects to, as the node does
-            frame.cloud = (scan.points, labels_for_points(scan.projection.pixel, pred.labels))
+            frame.cloud = (scan.points, labels_for_points(scan.projection.flat, pred.labels))
         frames.append(frame)
         scorer.add_frame(frame)
     scorer.finish()

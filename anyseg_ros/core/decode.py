@@ -395,13 +395,10 @@ def build_pointcloud(points: np.ndarray, labels: np.ndarray | None = None) -> di
     }
 
 
-def labels_for_points(pixel: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Per-point class id from a label image and each point's (u, v) pixel (-1 where the point
-    is off-image) -> (N,) of the labels' dtype, :func:`unlabelled` (255 for uint8) off-image."""
-    pixel = np.asarray(pixel)
-    h, w = labels.shape
-    # A flat index with one extra pixel holding "no label" for the points off the image.
-    flat = pixel[:, 1] * w + pixel[:, 0]
-    np.copyto(flat, h * w, where=pixel[:, 0] < 0)
+def labels_for_points(flat: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-point class id from a label image and each point's flat pixel index ``v * W + u``
+    (``W * H`` where the point is off-image: a projection's ``flat``) -> (N,) of the labels'
+    dtype, :func:`unlabelled` (255 for uint8) off-image."""
     none = np.array([unlabelled(labels.dtype)], labels.dtype)
+    # The extra pixel at W * H holds "no label" for the points off the image.
     return np.concatenate([labels.reshape(-1), none]).take(flat)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from anyseg_model.encoding import encode_tensor
 from anyseg_model.representations import (
     DEFAULT_REPRESENTATIONS,
     IMAGENET_MEAN,
@@ -252,8 +253,17 @@ def test_torch_lidar_projection_equals_the_numpy_reference(distortion, model):
     assert np.isfinite(got).all() and got[2].sum() > 300
     ours, ref = device_scan.projection, project_lidar(reference_scan)
     assert type(ours).__name__ == "DeviceProjection"
-    for field in ("depth", "intensity", "index", "pixel"):
+    for field in ("depth", "intensity", "index", "pixel", "flat"):
         np.testing.assert_array_equal(getattr(ours, field), getattr(ref, field), err_msg=field)
+    on = ref.pixel[:, 0] >= 0
+    assert on.sum() > 300
+    np.testing.assert_array_equal(
+        ref.flat, np.where(on, ref.pixel[:, 1] * W + ref.pixel[:, 0], W * H)
+    )
+    # Encoded straight into a smaller grid (no z-buffer at the camera's size): the same flat.
+    small = LidarScan(pts, K_CAM, LIDAR_TO_CAM, (W, H), distortion, model)
+    encode_tensor(rep, small, "cpu", (H // 2, W // 3))
+    np.testing.assert_array_equal(small.projection.flat, ref.flat)
 
 
 def test_equal_depths_go_to_the_highest_intensity_then_the_highest_index():

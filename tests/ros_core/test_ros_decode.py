@@ -313,8 +313,8 @@ def test_build_pointcloud_with_labels_round_trip():
 
 def test_labels_for_points():
     labels = np.arange(12, dtype=np.uint8).reshape(3, 4)
-    pixel = np.array([[0, 0], [3, 2], [-1, -1], [1, 2]])
-    assert labels_for_points(pixel, labels).tolist() == [0, 11, UNLABELLED, 9]
+    flat = np.array([0, 2 * 4 + 3, 12, 2 * 4 + 1])  # (0, 0), (3, 2), off the image, (1, 2)
+    assert labels_for_points(flat, labels).tolist() == [0, 11, UNLABELLED, 9]
 
 
 # ---------------------------------------------------------------- real message classes

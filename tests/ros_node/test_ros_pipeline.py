@@ -281,5 +281,6 @@ def test_models_of_more_than_255_classes_publish_mono16_labels_that_never_wrap(t
     assert labels.dtype == np.uint16 and (labels == 299).all()
     assert (colorize(pred.labels, pipe.palette) == (299 % 256, 0, 0)).all()
     # LiDAR points off the image: 65535 ("no label"), not a class id.
-    on_off = labels_for_points(np.array([[1, 1], [-1, -1]]), pred.labels)
+    h, w = pred.labels.shape
+    on_off = labels_for_points(np.array([w + 1, h * w]), pred.labels)
     assert on_off.dtype == np.uint16 and on_off.tolist() == [299, 65535]
