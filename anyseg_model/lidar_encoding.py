@@ -5,10 +5,10 @@ float operation on the CPU): the camera model of :func:`~anyseg_model.representa
 image_points`, then 0/1 floats for "in front, before the fold, inside the image" that equal the
 reference's comparisons exactly. The z-buffer is two ``scatter_reduce_`` passes over the
 points: the nearest depth per pixel, then the highest intensity among the points at that depth
-(ties resolve the same way on every device; nothing waits for the GPU). When the network input
-is smaller than the camera image, only the source pixels that nearest resampling reads are
-z-buffered, straight into the small grid: the same values as projecting at full size and then
-resampling, without the full-size buffers.
+(ties resolve the same way on every device). When the network input is smaller than the camera
+image, only the points on source pixels that nearest resampling reads are z-buffered (one count
+of them, the only place the host waits for a GPU), straight into the small grid: the same
+values as projecting at full size and then resampling, without the full-size buffers.
 """
 
 from __future__ import annotations
@@ -176,9 +176,12 @@ def encode_lidar(
         # int32 indices: converting floats to them is 4x faster than to int64 on the CPU
         i = _sampled(h, hs, dev).index_select(0, (cv + 1.0).to(torch.int32))
         j = _sampled(w, ws, dev).index_select(0, (cu + 1.0).to(torch.int32))
-        read = (i + 1.0).clamp_(0.0, 1.0).mul_((j + 1.0).clamp_(0.0, 1.0)).mul_(keep)  # i, j >= 0
-        flat = (read * (i * ws + j - hs * ws) + hs * ws).to(torch.int64)
-        near, best = _zbuffer(flat, zc, values, hs * ws)
+        # Only the points on a read pixel (1 in 25 at 640x480 -> 128x96) are z-buffered:
+        # non-zero exactly where both i, j >= 0 and the point is kept. Compacting costs one
+        # count (on CUDA it waits for the device once) and saves ~19 passes over every point.
+        on = torch.nonzero(torch.minimum(i, j).add_(1.0).mul_(keep)).view(-1)
+        flat = (i.index_select(0, on) * ws + j.index_select(0, on)).to(torch.int64)
+        near, best = _zbuffer(flat, zc.index_select(0, on), values.index_select(0, on), hs * ws)
         return _channels(near, best, hs, ws, max_range_m, max_intensity)
     _, near, best = projection.full()
     out = _channels(near, best, h, w, max_range_m, max_intensity)
