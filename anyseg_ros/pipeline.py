@@ -18,7 +18,7 @@ import numpy as np
 from anyseg_model.representations import DEFAULT_REPRESENTATIONS, LidarScan
 
 from . import transport
-from .core.compiled import COMPILED
+from .core import compiled
 from .core.decode import (
     MODALITY_ENCODINGS,
     CameraModel,
@@ -279,7 +279,9 @@ class Pipeline:
         out = [(f"{m}.transport", t) for m, t in s.transports.items()]
         out.append(("event.format", s.event_format))
         if self.events is not None or s.transports.get("depth") == "compressedDepth":
-            out.append(("decoders", "compiled" if COMPILED else "uncompiled (no numba: slow)"))
+            out.append(
+                ("decoders", "compiled" if compiled.available() else "uncompiled (no numba: slow)")
+            )
         if self.extrinsic_source:
             out.append(("lidar_extrinsic_source", self.extrinsic_source))
         if self.events is not None:

@@ -1,42 +1,56 @@
-"""Compiled loops for the decoders whose work is one step per word or per run (EVT 3.0, RVL).
+"""Compiled loops for the decoders whose work is one step per word or per nibble (EVT 3.0, RVL).
 
 A stream format that is a state machine over its words reads best, and runs fastest, as one
-loop over the words. numba compiles such a loop to machine code (the ``[ros]`` extra installs
-it; on a ROS install, ``pip install numba`` or Debian's ``python3-numba``). Without numba the
-very same function runs as plain Python: the outputs are identical, but about a hundred times
-slower, so :data:`COMPILED` is reported in the node's start log.
+loop over the words. numba compiles such a loop to machine code (a dependency of the package;
+on a ROS install, ``pip install numba`` or Debian's ``python3-numba``). Without numba the very
+same function runs as plain Python: the outputs are identical, but about a hundred times
+slower, so /diagnostics says which (:func:`available`).
 
-Compiled functions are cached next to this package (``__pycache__``), so only the first run
-on a machine pays the compile time (about a second per loop).
+A loop is compiled on its first call, so a node that never decodes EVT 3.0 or RVL never loads
+numba and LLVM (about 110 MB of resident memory beside torch, measured). The compiled code is
+cached next to this package (``__pycache__``): only the first run on a machine pays the compile
+time (about 3 s per loop); later ones load it (about 0.2 s).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any
 
 import numpy as np
 
-F = TypeVar("F", bound=Callable)
 
-try:
-    from numba import njit as _njit
+@functools.cache
+def available() -> bool:
+    """Whether numba can be imported (imports it: call it only where a kernel will run)."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
-    COMPILED = True
-except ImportError:
-    _njit = None
-    COMPILED = False
 
+class kernel:  # noqa: N801 - used as a decorator
+    """A loop over arrays and integers (no Python objects inside), compiled with numba on its
+    first call (GIL released while it runs), or run as plain Python where numba is missing.
+    A kernel must not call another kernel. ``py_func`` is the uncompiled function, so tests
+    can check that both give the same answer."""
 
-def kernel(fn: F) -> F:
-    """Compile ``fn`` with numba (no Python objects inside, GIL released) when it is installed.
+    def __init__(self, fn: Callable) -> None:
+        self.py_func = fn
+        self._run: Callable | None = None
+        functools.update_wrapper(self, fn)
 
-    The uncompiled function stays reachable as ``fn.py_func`` either way, so tests can check
-    that both give the same answer."""
-    if _njit is None:
-        fn.py_func = fn  # type: ignore[attr-defined]
-        return fn
-    return _njit(cache=True, nogil=True)(fn)
+    def __call__(self, *args: Any) -> Any:
+        if self._run is None:
+            if available():
+                from numba import njit
+
+                self._run = njit(cache=True, nogil=True)(self.py_func)
+            else:
+                self._run = self.py_func
+        return self._run(*args)
 
 
 def readonly(a: np.ndarray) -> np.ndarray:

@@ -21,43 +21,40 @@ _ENDS, _TOO_LONG, _TOO_MANY = -1, -2, -3  # the decoder's failures
 
 
 @kernel
-def _value(words: np.ndarray, pos: int) -> tuple[int, int]:
-    """The variable-length value at nibble ``pos`` -> (value, the nibble after it), or
-    (0, _ENDS / _TOO_LONG): at most 11 groups (33 bits) are a value this codec writes."""
-    value = 0
-    for k in range(11):
-        if pos >= 8 * words.size:
-            return 0, _ENDS
-        nib = (np.int64(words[pos >> 3]) >> (28 - 4 * (pos & 7))) & 0xF
-        pos += 1
-        value |= (nib & 0x7) << (3 * k)
-        if not nib & 0x8:
-            return value, pos
-    return 0, _TOO_LONG
-
-
-@kernel
 def _decode(words: np.ndarray, out: np.ndarray) -> tuple[int, int]:
-    """Fills ``out`` (zeros, uint16) from ``words`` -> (0 or a failure, pixels covered)."""
-    pixels, covered, pos, prev = out.size, 0, 0, 0
-    while covered < pixels:
-        zeros, pos = _value(words, pos)
-        if pos < 0:
-            return pos, covered
-        nonzeros, pos = _value(words, pos)
-        if pos < 0:
-            return pos, covered
-        if zeros + nonzeros > pixels - covered:
-            return _TOO_MANY, covered
-        covered += zeros
-        for _ in range(nonzeros):
-            z, pos = _value(words, pos)
-            if pos < 0:
-                return pos, covered
-            prev += (z >> 1) ^ -(z & 1)  # zig-zag delta from the previous non-zero value
+    """Fills ``out`` (zeros, uint16) from ``words`` -> (0 or a failure, pixels covered).
+
+    One pass over the nibbles: each completed value is, by ``phase``, a run of zeros (0), the
+    length of the run of non-zeros after it (1), or one of those non-zeros (2, ``left`` to go).
+    At most 11 groups (33 bits) make a value this codec writes."""
+    pixels, covered, prev = out.size, 0, 0
+    phase, left, value, shift = 0, 0, 0, 0
+    for pos in range(8 * words.size):
+        if covered == pixels and phase == 0:
+            return 0, covered
+        nib = (np.int64(words[pos >> 3]) >> (28 - 4 * (pos & 7))) & 0xF
+        value |= (nib & 0x7) << shift
+        shift += 3
+        if nib & 0x8:  # more groups follow
+            if shift == 33:
+                return _TOO_LONG, covered
+            continue
+        if phase == 2:  # a non-zero: zig-zag delta from the previous non-zero value
+            prev += (value >> 1) ^ -(value & 1)
             out[covered] = prev & 0xFFFF
             covered += 1
-    return 0, covered
+            left -= 1
+            phase = 2 if left else 0
+        elif value > pixels - covered:
+            return _TOO_MANY, covered
+        elif phase == 0:
+            covered += value
+            phase = 1
+        else:
+            left = value
+            phase = 2 if left else 0
+        value = shift = 0
+    return (0 if covered == pixels and phase == 0 else _ENDS), covered
 
 
 def decode_rvl(data: bytes | np.ndarray, pixels: int) -> np.ndarray:
