@@ -28,10 +28,14 @@ def _positive(x: torch.Tensor) -> torch.Tensor:
     return torch.sign(x).clamp_(min=0.0)
 
 
-def _cell(c: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Continuous coordinates -> (floor clamped to -1..n, 1.0 where 0 <= c < n); NaN/Inf out."""
-    f = torch.nan_to_num(c, nan=-1.0, posinf=-1.0, neginf=-1.0).clamp_(-1.0, float(n)).floor_()
-    return f, (f + 1.0).clamp_(0.0, 1.0).mul_((n - f).clamp_(0.0, 1.0))  # f is -1..n
+def _cell(c: torch.Tensor, n: int) -> torch.Tensor:
+    """Continuous coordinates -> floor clamped to -1..n (-1 and n: off the image); NaN/Inf -1."""
+    return torch.nan_to_num(c, nan=-1.0, posinf=-1.0, neginf=-1.0).clamp_(-1.0, float(n)).floor_()
+
+
+def _inside(f: torch.Tensor, n: int) -> torch.Tensor:
+    """1.0 where a cell of :func:`_cell` is on the image (0 <= f < n), else 0.0."""
+    return (f + 1.0).clamp_(0.0, 1.0).mul_((n - f).clamp_(0.0, 1.0))
 
 
 def _zbuffer(flat: torch.Tensor, zc: torch.Tensor, values: torch.Tensor, bins: int):
@@ -74,25 +78,37 @@ class DeviceProjection:
     node's labelled points read ``flat`` (one index per point to the host), the per-pixel
     images are only z-buffered at the camera's size when asked for."""
 
-    def __init__(self, image_size: tuple[int, int], keep, cu, cv, zc, values) -> None:
+    def __init__(self, image_size: tuple[int, int], front, cu, cv, zc, values) -> None:
+        """``front``: 1.0 for the points in the depth range (and before the distortion's
+        fold); ``cu``, ``cv``: their cells (:func:`_cell`), -1 or the size when off the image."""
         self._size = image_size  # not the scan, which holds this: no cycle, freed at once
-        self._keep, self._cu, self._cv, self._zc, self._values = keep, cu, cv, zc, values
+        self._front, self._cu, self._cv, self._zc, self._values = front, cu, cv, zc, values
+        self._keep: torch.Tensor | None = None
         self._full: tuple[torch.Tensor, ...] | None = None
         self._numpy: dict[str, np.ndarray] = {}
 
-    def _flat(self) -> torch.Tensor:
-        """Per point the flat pixel index v * W + u at the camera's size, W * H off the image."""
-        w, h = self._size
-        hw = w * h
-        return (self._keep * (self._cv * w + self._cu - hw) + hw).to(torch.int64)
+    def keep(self) -> torch.Tensor:
+        """1.0 for the points that project onto the image, computed once."""
+        if self._keep is None:
+            w, h = self._size
+            self._keep = self._front * _inside(self._cu, w) * _inside(self._cv, h)
+        return self._keep
 
     def full(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(flat pixel index per point, near, best) at the camera's size, computed once."""
         if self._full is None:
-            flat = self._flat()
             w, h = self._size
-            self._full = (flat, *_zbuffer(flat, self._zc, self._values, w * h))
+            hw = w * h
+            flat = (self.keep() * (self._cv * w + self._cu - hw) + hw).to(torch.int64)
+            self._full = (flat, *_zbuffer(flat, self._zc, self._values, hw))
         return self._full
+
+    def _padded_flat(self) -> torch.Tensor:
+        """``flat`` of :class:`~anyseg_model.representations.Projection`: the index into the
+        image padded by one pixel, whose border the off-image cells (-1, W, H) land on, and
+        0 (a corner) for the points out of the depth range. No inside test needed."""
+        w = self._size[0]
+        return ((self._cv + 1.0).mul_(w + 2).add_(self._cu + 1.0).mul_(self._front)).to(torch.int32)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """depth, intensity, index (H, W) and pixel (N, 2) on the device."""
@@ -115,15 +131,15 @@ class DeviceProjection:
         }
 
     def _pixel(self) -> torch.Tensor:
-        uv = torch.stack([self._cu, self._cv], 1).add_(1.0).mul_(self._keep[:, None]).sub_(1.0)
+        uv = torch.stack([self._cu, self._cv], 1).add_(1.0).mul_(self.keep()[:, None]).sub_(1.0)
         return uv.to(torch.int64)  # -1 off the image
 
     def _get(self, key: str) -> np.ndarray:
         if key not in self._numpy:
             if key == "pixel":
                 t = self._pixel()
-            elif key == "flat":  # the z-buffer's when it was made, else a few operations
-                t = self._full[0] if self._full is not None else self._flat()
+            elif key == "flat":
+                t = self._padded_flat()
             else:
                 t = self.tensors()[key]
             self._numpy[key] = t.cpu().numpy()
@@ -157,17 +173,14 @@ def encode_lidar(
     zc = torch.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
     # MIN < z < MAX: the product of the two differences is positive (never under/overflows
     # to 0 in between: the smallest difference is an ulp of 0.1 times one of 1e4)
-    keep = _positive((zc - MIN_DEPTH_M).mul_(MAX_DEPTH_M - zc))
+    front = _positive((zc - MIN_DEPTH_M).mul_(MAX_DEPTH_M - zc))
     if unfolded is not None:
-        keep *= unfolded
-    cu, inside_u = _cell(uf, w)
-    cv, inside_v = _cell(vf, h)
-    keep *= inside_u
-    keep *= inside_v
+        front *= unfolded
+    cu, cv = _cell(uf, w), _cell(vf, h)
     values = torch.zeros_like(zc)
     if rows.shape[0] == 4:
         values = torch.nan_to_num(rows[3], nan=0.0, posinf=0.0, neginf=0.0)
-    projection = DeviceProjection((w, h), keep, cu, cv, zc, values)
+    projection = DeviceProjection((w, h), front, cu, cv, zc, values)
     scan.keep_projection(projection)
 
     hs, ws = size or (h, w)
@@ -177,9 +190,10 @@ def encode_lidar(
         i = _sampled(h, hs, dev).index_select(0, (cv + 1.0).to(torch.int32))
         j = _sampled(w, ws, dev).index_select(0, (cu + 1.0).to(torch.int32))
         # Only the points on a read pixel (1 in 25 at 640x480 -> 128x96) are z-buffered:
-        # non-zero exactly where both i, j >= 0 and the point is kept. Compacting costs one
-        # count (on CUDA it waits for the device once) and saves ~19 passes over every point.
-        on = torch.nonzero(torch.minimum(i, j).add_(1.0).mul_(keep)).view(-1)
+        # non-zero exactly where both i, j >= 0 (the tables give -1 off the image too) and
+        # the point is in front. Compacting costs one count (on CUDA it waits for the device
+        # once) and saves ~19 passes over every point.
+        on = torch.nonzero(torch.minimum(i, j).add_(1.0).mul_(front)).view(-1)
         flat = (i.index_select(0, on) * ws + j.index_select(0, on)).to(torch.int64)
         near, best = _zbuffer(flat, zc.index_select(0, on), values.index_select(0, on), hs * ws)
         return _channels(near, best, hs, ws, max_range_m, max_intensity)

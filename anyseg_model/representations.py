@@ -95,7 +95,9 @@ class Projection:
     intensity: np.ndarray  # (H, W) float32, 0 where the intensity is not finite
     index: np.ndarray  # (H, W) int64
     pixel: np.ndarray  # (N, 2) int64 (u, v), -1 where the point is behind or off the image
-    flat: np.ndarray  # (N,) int64 v * W + u, W * H where the point is behind or off the image
+    # (N,) int32 index into the image padded by one pixel all round, (v + 1) * (W + 2) + u + 1;
+    # on the border (0 where behind) when the point is off the image
+    flat: np.ndarray
 
 
 MIN_DEPTH_M = 0.1  # points nearer than this to the camera plane are not projected
@@ -182,8 +184,8 @@ def project_lidar(scan: LidarScan) -> Projection:
     hit = index >= 0
     depth = np.where(hit, nearest.reshape(h, w), np.float32(0.0))
     intensity = np.where(hit, best.reshape(h, w), np.float32(0.0))
-    flat_all = np.full(n, h * w, np.int64)
-    flat_all[idx] = flat
+    flat_all = np.zeros(n, np.int32)
+    flat_all[idx] = (v + 1) * (w + 2) + u + 1
     return Projection(depth, intensity, index, pixel, flat_all)
 
 

@@ -396,9 +396,11 @@ def build_pointcloud(points: np.ndarray, labels: np.ndarray | None = None) -> di
 
 
 def labels_for_points(flat: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Per-point class id from a label image and each point's flat pixel index ``v * W + u``
-    (``W * H`` where the point is off-image: a projection's ``flat``) -> (N,) of the labels'
-    dtype, :func:`unlabelled` (255 for uint8) off-image."""
-    none = np.array([unlabelled(labels.dtype)], labels.dtype)
-    # The extra pixel at W * H holds "no label" for the points off the image.
-    return np.concatenate([labels.reshape(-1), none]).take(flat)
+    """Per-point class id from a label image and each point's index into that image padded by
+    one pixel all round, ``(v + 1) * (W + 2) + u + 1`` (a projection's ``flat``: off-image
+    points fall on the border) -> (N,) of the labels' dtype, :func:`unlabelled` (255 for uint8)
+    off-image."""
+    h, w = labels.shape
+    padded = np.full((h + 2, w + 2), unlabelled(labels.dtype), labels.dtype)
+    padded[1:-1, 1:-1] = labels
+    return padded.reshape(-1).take(flat)

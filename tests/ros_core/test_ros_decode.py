@@ -313,7 +313,8 @@ def test_build_pointcloud_with_labels_round_trip():
 
 def test_labels_for_points():
     labels = np.arange(12, dtype=np.uint8).reshape(3, 4)
-    flat = np.array([0, 2 * 4 + 3, 12, 2 * 4 + 1])  # (0, 0), (3, 2), off the image, (1, 2)
+    # (0, 0), (3, 2), off the image (the padded border), (1, 2); the padded width is 6
+    flat = np.array([1 * 6 + 1, 3 * 6 + 4, 5, 3 * 6 + 2])
     assert labels_for_points(flat, labels).tolist() == [0, 11, UNLABELLED, 9]
 
 

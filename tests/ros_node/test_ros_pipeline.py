@@ -281,6 +281,6 @@ def test_models_of_more_than_255_classes_publish_mono16_labels_that_never_wrap(t
     assert labels.dtype == np.uint16 and (labels == 299).all()
     assert (colorize(pred.labels, pipe.palette) == (299 % 256, 0, 0)).all()
     # LiDAR points off the image: 65535 ("no label"), not a class id.
-    h, w = pred.labels.shape
-    on_off = labels_for_points(np.array([w + 1, h * w]), pred.labels)
+    w = pred.labels.shape[1]
+    on_off = labels_for_points(np.array([2 * (w + 2) + 2, 0]), pred.labels)  # (1, 1), off
     assert on_off.dtype == np.uint16 and on_off.tolist() == [299, 65535]
