@@ -84,28 +84,46 @@ def bilinear_taps(src: int, dst: int, device: str) -> tuple[torch.Tensor, ...]:
     return tuple(t.to(device) for t in (i0, i1, 1.0 - w1, w1))
 
 
+def _taps(src: int, dst: int, device: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(index, weight) of the one or two source samples each output weighs: the second only
+    where one weighs anything (an odd integer downscale, e.g. 640 -> 128, samples the source
+    exactly: weight 1 and 0)."""
+    i0, i1, w0, w1 = bilinear_taps(src, dst, device)
+    return [(i0, w0), (i1, w1)] if bool(w1.any()) else [(i0, w0)]
+
+
 @lru_cache(maxsize=64)
 def _bilinear_gather(shape: tuple[int, int, int], size: tuple[int, int], device: str):
-    """For a contiguous (H, W, C) image: the flat indices of the four taps of every output
-    (4 * C * h * w, in (tap, C, h, w) order) and the row / column weights."""
+    """For a contiguous (H, W, C) image: the flat indices of the taps of every output, in
+    (row tap, column tap, C, h, w) order, and the row (h, 1) / column (1, w) weights."""
     (src_h, src_w, c), dev = shape, str(device)
-    r0, r1, a0, a1 = bilinear_taps(src_h, size[0], dev)
-    c0, c1, b0, b1 = bilinear_taps(src_w, size[1], dev)
+    rows, cols = _taps(src_h, size[0], dev), _taps(src_w, size[1], dev)
     ch = torch.arange(c, device=dev).view(c, 1, 1)
-    taps = [
-        (r.view(1, -1, 1) * src_w + col.view(1, 1, -1)) * c + ch
-        for r in (r0, r1)
-        for col in (c0, c1)
+    index = [
+        (r.view(1, -1, 1) * src_w + col.view(1, 1, -1)) * c + ch for r, _ in rows for col, _ in cols
     ]
-    weights = a0.view(-1, 1), a1.view(-1, 1), b0.view(1, -1), b1.view(1, -1)
-    return torch.stack(taps).reshape(-1), weights
+    a = [w.view(-1, 1) for _, w in rows]
+    b = [w.view(1, -1) for _, w in cols]
+    return torch.stack(index).reshape(-1), a, b
 
 
 def bilinear_uint8(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bilinear resampling of a uint8 (H, W, C) image to float32 (C, h, w), reading only the
-    pixels it weighs (one gather of four taps per output) instead of converting the whole image
-    first; the values of F.interpolate on the float image, within float rounding."""
+    pixels it weighs (one gather of the taps of every output) instead of converting the whole
+    image first; the values of F.interpolate on the float image, within float rounding (the
+    very values where the taps are exact source samples)."""
     t = t.contiguous()  # a view already, unless the rows are padded
-    index, (a0, a1, b0, b1) = _bilinear_gather(tuple(t.shape), tuple(size), str(t.device))
-    p = t.view(-1).index_select(0, index).to(torch.float32).view(4, t.shape[2], *size)
-    return a0 * (b0 * p[0] + b1 * p[1]) + a1 * (b0 * p[2] + b1 * p[3])
+    index, a, b = _bilinear_gather(tuple(t.shape), tuple(size), str(t.device))
+    p = t.view(-1).index_select(0, index).to(torch.float32)
+    p = p.view(len(a), len(b), t.shape[2], *size)
+
+    def row(i: int) -> torch.Tensor:  # b0 * p_i0 + b1 * p_i1
+        acc = b[0] * p[i, 0]
+        for j in range(1, len(b)):
+            acc = acc + b[j] * p[i, j]
+        return acc
+
+    out = a[0] * row(0)
+    for i in range(1, len(a)):
+        out = out + a[i] * row(i)
+    return out

@@ -297,7 +297,8 @@ def test_to_batch_resamples_like_encode_then_resize():
     }
     reps = {m: Representation(DEFAULT_REPRESENTATIONS[m]) for m in arrays}
     full = encode(arrays, reps)
-    for size in ((18, 26), (50, 70), (H, W), (23, 41)):
+    # (12, 26), (12, 4): odd integer factors (3, 13), where bilinear samples the source exactly
+    for size in ((18, 26), (50, 70), (H, W), (23, 41), (12, 26), (12, 4)):
         batch = to_batch(arrays, reps, size)
         for m, x in batch.items():
             want = resize(torch.from_numpy(full[m]), size, is_dense(m, reps[m]))
