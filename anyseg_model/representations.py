@@ -143,7 +143,9 @@ def _check_scan(scan: LidarScan) -> tuple[np.ndarray, int, int]:
     w, h = (int(s) for s in scan.image_size)
     if w <= 0 or h <= 0:
         raise ValueError(f"image_size must be positive (width, height), got {scan.image_size}")
-    if w * h >= 1 << 24:  # pixel indices are exact in float32 below this (4096 x 4096)
+    # Pixel indices, also into the image padded by one pixel (``Projection.flat``), are exact
+    # in float32 below 2^24 (4093 x 4093 at most).
+    if (w + 2) * (h + 2) >= 1 << 24:
         raise ValueError(f"image_size {w}x{h} too large to project into (at most 16.7 Mpx)")
     return pts, w, h
 

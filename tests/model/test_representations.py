@@ -433,3 +433,12 @@ def test_bad_representation_parameters_are_one_clear_error(name, params, message
 def test_malformed_representation_entries_are_refused(d):
     with pytest.raises(ValueError, match="representation"):
         Representation.from_dict(d)
+
+
+def test_projection_size_limit_keeps_the_padded_indices_exact_in_float32():
+    from anyseg_model.representations import _check_scan
+
+    pts = np.zeros((1, 4), np.float32)
+    assert _check_scan(LidarScan(pts, K, LIDAR_TO_CAM, (4093, 4093)))[1:] == (4093, 4093)
+    with pytest.raises(ValueError, match="too large"):
+        _check_scan(LidarScan(pts, K, LIDAR_TO_CAM, (4094, 4094)))
