@@ -44,13 +44,17 @@ class kernel:  # noqa: N801 - used as a decorator
 
     def __call__(self, *args: Any) -> Any:
         if self._run is None:
-            if available():
-                from numba import njit
-
-                self._run = njit(cache=True, nogil=True)(self.py_func)
-            else:
-                self._run = self.py_func
+            self._run = _compile(self.py_func) if available() else self.py_func
         return self._run(*args)
+
+
+def _compile(fn: Callable) -> Callable:
+    from numba import njit
+
+    try:
+        return njit(cache=True, nogil=True)(fn)
+    except RuntimeError:  # no writable cache directory (a read-only install, no home)
+        return njit(cache=False, nogil=True)(fn)
 
 
 def readonly(a: np.ndarray) -> np.ndarray:

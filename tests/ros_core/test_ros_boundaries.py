@@ -83,3 +83,33 @@ def test_modalities_match_the_model_package():
     from anyseg_ros.core.sync import MODALITIES
 
     assert MODALITIES == MODEL_MODALITIES
+
+
+def test_a_kernel_compiles_without_a_writable_cache(monkeypatch):
+    """numba refuses cache=True where no cache directory is writable: compiled uncached then."""
+    import numba
+    import numpy as np
+
+    from anyseg_ros.core import compiled
+
+    real = numba.njit
+    calls = []
+
+    def njit(*args, **kw):  # numba calls it too, without ``cache``
+        if "cache" in kw:
+            calls.append(kw["cache"])
+            if kw["cache"]:
+                raise RuntimeError("cannot cache function: no locator available")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(numba, "njit", njit)
+
+    @compiled.kernel
+    def total(a):
+        s = 0
+        for v in a:
+            s += v
+        return s
+
+    assert total(np.arange(5)) == 10 and calls == [True, False]
+    assert type(total._run).__module__.startswith("numba")
