@@ -177,7 +177,7 @@ class Evt3Decoder:
             raise DecodeError("evt3_code", f"unsupported EVT 3.0 word type {bad:#x}")
         if not self.valid:
             return Events.empty()  # no time yet: everything before it is discarded
-        valid, seen_high, high, roll, low = self.state[:5].tolist()
+        high, roll, low = self.state[2:5].tolist()
         end = ((roll << 24) | (high << 12) | low) * 1000 if w.size else None
         return Events(t[:n], x[:n], y[:n], p[:n], end)
 
