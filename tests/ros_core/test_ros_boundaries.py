@@ -11,6 +11,15 @@ CORE = sorted(p.stem for p in (ROOT / "anyseg_ros" / "core").glob("*.py") if p.s
 BLOCKED = ["rclpy", "torch", "yaml", "anyseg_model", "sensor_msgs", "rosbags"]
 
 
+def _python(code: str) -> str:
+    """stdout of ``code`` run in a fresh interpreter (which must succeed)."""
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
 def test_core_imports_without_rclpy_torch_yaml_or_the_model():
     code = (
         "import sys\n"
@@ -21,11 +30,8 @@ def test_core_imports_without_rclpy_torch_yaml_or_the_model():
         + "new = {n.split('.')[0] for n in set(sys.modules) - before}\n"
         "print(sorted(new - set(sys.stdlib_module_names)))\n"
     )
-    r = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert r.returncode == 0, r.stderr
-    assert set(eval(r.stdout.strip())) <= {"anyseg_ros", "numpy"}, r.stdout
+    out = _python(code)
+    assert set(eval(out)) <= {"anyseg_ros", "numpy"}, out
 
 
 def test_numba_is_loaded_only_when_a_compiled_decoder_runs():
@@ -36,11 +42,7 @@ def test_numba_is_loaded_only_when_a_compiled_decoder_runs():
         "anyseg_ros.core.events.Evt3Decoder().decode(b'', 1, 1)\n"
         "print(before, 'numba' in sys.modules)\n"
     )
-    r = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["False", "True"]
+    assert _python(code) == "False True"
 
 
 def test_core_decodes_without_numba():
@@ -56,22 +58,7 @@ def test_core_decodes_without_numba():
         "d = np.array([0, 0, 7, 9, 0, 65535], np.uint16)\n"
         "print(compiled.available(), ev.x.tolist(), decode_rvl(encode_rvl(d), 6).tolist())\n"
     )
-    r = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == [
-        "False",
-        "[5,",
-        "100,",
-        "102]",
-        "[0,",
-        "0,",
-        "7,",
-        "9,",
-        "0,",
-        "65535]",
-    ]
+    assert _python(code) == "False [5, 100, 102] [0, 0, 7, 9, 0, 65535]"
 
 
 def test_every_core_module_is_checked():
