@@ -241,11 +241,13 @@ class Pipeline:
         )
         self._last_slice: int | None = None
         # A compiled decoder's first use on a machine compiles it (seconds; cached after):
-        # here, not on the first message.
+        # here, not on the first message. Transports and the event format are read-only.
+        rvl = s.transports.get("depth") == "compressedDepth"
         if self.events is not None:
             Evt3Decoder().decode(b"", 1, 1)
-        if s.transports.get("depth") == "compressedDepth":
+        if rvl:
             decode_rvl(b"", 0)
+        self._compiled_decoders = self.events is not None or rvl
         self.extrinsic_source = s.extrinsic_source or ("tf" if s.lidar_extrinsic is None else "")
         self._tf_extrinsic = False  # the last LiDAR extrinsic came from tf
 
@@ -278,7 +280,7 @@ class Pipeline:
         s = self.settings
         out = [(f"{m}.transport", t) for m, t in s.transports.items()]
         out.append(("event.format", s.event_format))
-        if self.events is not None or s.transports.get("depth") == "compressedDepth":
+        if self._compiled_decoders:
             out.append(
                 ("decoders", "compiled" if compiled.available() else "uncompiled (no numba: slow)")
             )
