@@ -177,9 +177,10 @@ def encode_lidar(
     if unfolded is not None:
         front *= unfolded
     cu, cv = _cell(uf, w), _cell(vf, h)
-    values = torch.zeros_like(zc)
     if rows.shape[0] == 4:
         values = torch.nan_to_num(rows[3], nan=0.0, posinf=0.0, neginf=0.0)
+    else:
+        values = torch.zeros_like(zc)
     projection = DeviceProjection((w, h), front, cu, cv, zc, values)
     scan.keep_projection(projection)
 
