@@ -22,8 +22,9 @@ from .diagnostics import Status
 from .pipeline import OutputCamera
 
 IDENTITY_3X3 = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-# With checked fields the data setter keeps an array.array('B') as it is; distributions before
-# Jazzy have no such flag and always keep it.
+# With checked fields the data setter keeps an array.array('B') as it is; older generated
+# classes have no such flag and always keep it. Every message here comes from the same
+# generator, so one class tells.
 _KEEP_DATA = {"check_fields": True} if "_check_fields" in Image.__slots__ else {}
 
 
