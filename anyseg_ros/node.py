@@ -20,6 +20,7 @@ from typing import Any
 import rclpy
 import yaml
 from rclpy.executors import ExternalShutdownException
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 
 from . import parameters
@@ -86,6 +87,11 @@ def run(
         return 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except _rclpy.RCLError:
+        # SIGINT/SIGTERM shut the context down between the executor's own check and its next
+        # wait set: the same shutdown, raised as "the given context is not valid".
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             node.close()

@@ -398,3 +398,42 @@ def test_namespace_sim_time_latched_camera_info_and_live_parameters(
     assert "Traceback" not in log, log
     assert log.count("ignoring parameters ['gain_of_another_node']") == 1, log
     assert log.count("the ROS clock reads 0") == 1, log
+
+
+class _Stopped:
+    """A node stand-in for ``run``: records whether it was closed and destroyed."""
+
+    closed = destroyed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+    def destroy_node(self) -> None:
+        self.destroyed = True
+
+
+@pytest.mark.parametrize("signalled", [True, False])
+def test_a_wait_set_refused_by_a_signalled_shutdown_is_a_clean_exit(monkeypatch, signalled):
+    """SIGTERM can shut the context down between the executor's check and its next wait set:
+    rclpy then raises RCLError, which is a shutdown, not a crash. With the context still valid
+    the same error is a real one and is raised."""
+    import rclpy
+    from rclpy.impl.implementation_singleton import rclpy_implementation
+
+    from anyseg_ros.node import run
+
+    for k, v in loopback_env().items():
+        monkeypatch.setenv(k, v)
+    node = _Stopped()
+
+    def spin(_node) -> None:
+        if signalled:
+            rclpy.shutdown()
+        raise rclpy_implementation.RCLError("failed to initialize wait set: context not valid")
+
+    if signalled:
+        assert run("anyseg_node", lambda argv: node, [], spin=spin) == 0
+    else:
+        with pytest.raises(rclpy_implementation.RCLError):
+            run("anyseg_node", lambda argv: node, [], spin=spin)
+    assert node.closed and node.destroyed and not rclpy.ok()
