@@ -27,7 +27,8 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
     ],
-    # numba compiles the EVT 3.0 and RVL decoders (anyseg_ros/core/compiled.py).
+    # numba compiles the EVT 3.0 and RVL decoders (anyseg_ros/core/compiled.py) and the CPU's
+    # LiDAR projection (anyseg_model/lidar_kernel.py).
     install_requires=["numpy>=1.24", "torch>=2.1", "pyyaml>=6", "numba>=0.59"],
     extras_require={
         # pip wheels of ROS 2 Kilted; on a ROS 2 install these come from the system instead.

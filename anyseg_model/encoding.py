@@ -12,7 +12,8 @@ How it stays cheap (a few ms per frame set on one CPU core, see BENCHMARKS.md):
 - with a target ``size`` (the network's input size), sparse inputs (nearest resampling) pick
   their source pixels before encoding, and RGB is resampled before it is normalised: the same
   values as encoding first (exactly for nearest, within float rounding for bilinear).
-- the LiDAR z-buffer is branch-free scatter_reduce_ passes (:mod:`anyseg_model.lidar_encoding`).
+- the LiDAR projection is two compiled loops on the CPU (:mod:`anyseg_model.lidar_kernel`), and
+  branch-free scatter_reduce_ passes on a GPU (:mod:`anyseg_model.lidar_encoding`).
 """
 
 from __future__ import annotations

@@ -9,18 +9,26 @@ points: the nearest depth per pixel, then the highest intensity among the points
 image, only the points on source pixels that nearest resampling reads are z-buffered (one count
 of them, the only place the host waits for a GPU), straight into the small grid: the same
 values as projecting at full size and then resampling, without the full-size buffers.
+
+On the CPU, where numba is installed, :mod:`~anyseg_model.lidar_kernel` computes the same
+channels and padded indices in two compiled loops instead (bit for bit the same); the rest of
+the projection (per-pixel depth, index, per-point pixel) is then made from these passes on
+first use only.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Callable
+from dataclasses import replace
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
 import torch
 
+from . import lidar_kernel
 from .representations import MAX_DEPTH_M, MIN_DEPTH_M, LidarScan, _check_scan, image_points
-from .tensors import nearest_index, resize, upload
+from .tensors import resize, upload
 
 
 def _positive(x: torch.Tensor) -> torch.Tensor:
@@ -65,11 +73,8 @@ def _channels(near, best, h: int, w: int, max_range_m: float, max_intensity: flo
 
 @lru_cache(maxsize=64)
 def _sampled(src: int, dst: int, device: str) -> torch.Tensor:
-    """float (src + 2,): for clamped cell c in -1..src, at c + 1 the output index nearest
-    resampling gives source c (downsampling reads each source at most once), else -1."""
-    table = torch.full((src + 2,), -1.0)
-    table[nearest_index(src, dst, "cpu") + 1] = torch.arange(dst, dtype=torch.float32)
-    return table.to(device)
+    """:func:`~anyseg_model.lidar_kernel.read_table` as floats on ``device``."""
+    return upload(lidar_kernel.read_table(src, dst), device).float()
 
 
 class DeviceProjection:
@@ -78,20 +83,30 @@ class DeviceProjection:
     node's labelled points read ``flat`` (one index per point to the host), the per-pixel
     images are only z-buffered at the camera's size when asked for."""
 
-    def __init__(self, image_size: tuple[int, int], front, cu, cv, zc, values) -> None:
-        """``front``: 1.0 for the points in the depth range (and before the distortion's
-        fold); ``cu``, ``cv``: their cells (:func:`_cell`), -1 or the size when off the image."""
+    def __init__(
+        self,
+        image_size: tuple[int, int],
+        parts: Callable[[], tuple[torch.Tensor, ...]],
+        flat: np.ndarray | None = None,
+    ) -> None:
+        """``parts`` makes (or returns) :func:`_front_end`'s tensors, called on first use;
+        ``flat``: the padded indices where they are known already (the compiled loop's)."""
         self._size = image_size  # not the scan, which holds this: no cycle, freed at once
-        self._front, self._cu, self._cv, self._zc, self._values = front, cu, cv, zc, values
+        self._parts = parts
         self._keep: torch.Tensor | None = None
         self._full: tuple[torch.Tensor, ...] | None = None
-        self._numpy: dict[str, np.ndarray] = {}
+        self._numpy: dict[str, np.ndarray] = {} if flat is None else {"flat": flat}
+
+    @cached_property
+    def _p(self) -> tuple[torch.Tensor, ...]:
+        return self._parts()
 
     def keep(self) -> torch.Tensor:
         """1.0 for the points that project onto the image, computed once."""
         if self._keep is None:
             w, h = self._size
-            self._keep = self._front * _inside(self._cu, w) * _inside(self._cv, h)
+            front, cu, cv, _, _ = self._p
+            self._keep = front * _inside(cu, w) * _inside(cv, h)
         return self._keep
 
     def full(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -99,8 +114,9 @@ class DeviceProjection:
         if self._full is None:
             w, h = self._size
             hw = w * h
-            flat = (self.keep() * (self._cv * w + self._cu - hw) + hw).to(torch.int64)
-            self._full = (flat, *_zbuffer(flat, self._zc, self._values, hw))
+            _, cu, cv, zc, values = self._p
+            flat = (self.keep() * (cv * w + cu - hw) + hw).to(torch.int64)
+            self._full = (flat, *_zbuffer(flat, zc, values, hw))
         return self._full
 
     def _padded_flat(self) -> torch.Tensor:
@@ -108,17 +124,17 @@ class DeviceProjection:
         image padded by one pixel, whose border the off-image cells (-1, W, H) land on, and
         0 (a corner) for the points out of the depth range. No inside test needed."""
         w = self._size[0]
-        return ((self._cv + 1.0).mul_(w + 2).add_(self._cu + 1.0).mul_(self._front)).to(torch.int32)
+        front, cu, cv, _, _ = self._p
+        return ((cv + 1.0).mul_(w + 2).add_(cu + 1.0).mul_(front)).to(torch.int32)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """depth, intensity, index (H, W) and pixel (N, 2) on the device."""
         w, h = self._size
         hw = w * h
         flat, near, best = self.full()
+        _, _, _, zc, values = self._p
         # the point index: the highest among the nearest points of the highest intensity
-        won = (self._zc == near.index_select(0, flat)) & (
-            self._values == best.index_select(0, flat)
-        )
+        won = (zc == near.index_select(0, flat)) & (values == best.index_select(0, flat))
         ids = torch.where(won, torch.arange(flat.shape[0], device=flat.device), -1)
         index = torch.full((hw + 1,), -1, dtype=torch.int64, device=flat.device)
         index = index.scatter_reduce_(0, flat, ids, "amax")[:hw].view(h, w)
@@ -131,7 +147,8 @@ class DeviceProjection:
         }
 
     def _pixel(self) -> torch.Tensor:
-        uv = torch.stack([self._cu, self._cv], 1).add_(1.0).mul_(self.keep()[:, None]).sub_(1.0)
+        _, cu, cv, _, _ = self._p
+        uv = torch.stack([cu, cv], 1).add_(1.0).mul_(self.keep()[:, None]).sub_(1.0)
         return uv.to(torch.int64)  # -1 off the image
 
     def _get(self, key: str) -> np.ndarray:
@@ -152,6 +169,26 @@ class DeviceProjection:
     flat = property(lambda self: self._get("flat"))
 
 
+def _front_end(rows: torch.Tensor, scan: LidarScan) -> tuple[torch.Tensor, ...]:
+    """(front, cu, cv, zc, values) of the (3|4, N) ``rows``: ``front`` 1.0 for the points in
+    the depth range (and before the distortion's fold), ``cu``, ``cv`` their cells
+    (:func:`_cell`: -1 or the size when off the image), ``zc`` the depth, ``values`` the
+    intensity (0 where not finite or missing)."""
+    w, h = scan.image_size
+    uf, vf, z, unfolded = image_points(rows[:3].T, scan, torch)
+    zc = torch.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
+    # MIN < z < MAX: the product of the two differences is positive (never under/overflows
+    # to 0 in between: the smallest difference is an ulp of 0.1 times one of 1e4)
+    front = _positive((zc - MIN_DEPTH_M).mul_(MAX_DEPTH_M - zc))
+    if unfolded is not None:
+        front *= unfolded
+    if rows.shape[0] == 4:
+        values = torch.nan_to_num(rows[3], nan=0.0, posinf=0.0, neginf=0.0)
+    else:
+        values = torch.zeros_like(zc)
+    return front, _cell(uf, w), _cell(vf, h), zc, values
+
+
 def encode_lidar(
     scan: LidarScan,
     device: Any = "cpu",
@@ -168,24 +205,25 @@ def encode_lidar(
     # (3|4, N) rows: every later operation reads contiguous memory. No copy when the points
     # are already a planar array's (N, 4) view, as the node's cloud decoder makes them;
     # otherwise numpy transposes (3x faster than torch). Nothing below writes into ``rows``.
-    rows = upload(np.ascontiguousarray(np.asarray(pts, dtype=np.float32).T), device)
-    uf, vf, z, unfolded = image_points(rows[:3].T, scan, torch)
-    zc = torch.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
-    # MIN < z < MAX: the product of the two differences is positive (never under/overflows
-    # to 0 in between: the smallest difference is an ulp of 0.1 times one of 1e4)
-    front = _positive((zc - MIN_DEPTH_M).mul_(MAX_DEPTH_M - zc))
-    if unfolded is not None:
-        front *= unfolded
-    cu, cv = _cell(uf, w), _cell(vf, h)
-    if rows.shape[0] == 4:
-        values = torch.nan_to_num(rows[3], nan=0.0, posinf=0.0, neginf=0.0)
-    else:
-        values = torch.zeros_like(zc)
-    projection = DeviceProjection((w, h), front, cu, cv, zc, values)
-    scan.keep_projection(projection)
-
+    rows = np.ascontiguousarray(np.asarray(pts, dtype=np.float32).T)
     hs, ws = size or (h, w)
-    if (hs, ws) != (h, w) and hs <= h and ws <= w:  # downsampled: z-buffer the read pixels
+    down = (hs, ws) != (h, w) and hs <= h and ws <= w  # z-buffer only the pixels read
+    channels = {"max_range_m": max_range_m, "max_intensity": max_intensity}
+    if torch.device(device).type == "cpu" and lidar_kernel.available():
+        grid = (hs, ws) if down else (h, w)
+        near, best, flat = lidar_kernel.project_scan(scan, rows, grid)
+        # the scan's camera without its points (the projection must not hold the scan)
+        camera = replace(scan, points=rows[:0])
+        parts = lambda: _front_end(upload(rows, "cpu"), camera)  # noqa: E731
+        scan.keep_projection(DeviceProjection((w, h), parts, flat))
+        out = _channels(torch.from_numpy(near), torch.from_numpy(best), *grid, **channels)
+        return out if size is None else resize(out, size, dense=False)
+    rows = upload(rows, device)
+    parts = _front_end(rows, scan)
+    front, cu, cv, zc, values = parts
+    projection = DeviceProjection((w, h), lambda: parts)
+    scan.keep_projection(projection)
+    if down:
         dev = str(rows.device)
         # int32 indices: converting floats to them is 4x faster than to int64 on the CPU
         i = _sampled(h, hs, dev).index_select(0, (cv + 1.0).to(torch.int32))
@@ -197,7 +235,7 @@ def encode_lidar(
         on = torch.nonzero(torch.minimum(i, j).add_(1.0).mul_(front)).view(-1)
         flat = (i.index_select(0, on) * ws + j.index_select(0, on)).to(torch.int64)
         near, best = _zbuffer(flat, zc.index_select(0, on), values.index_select(0, on), hs * ws)
-        return _channels(near, best, hs, ws, max_range_m, max_intensity)
+        return _channels(near, best, hs, ws, **channels)
     _, near, best = projection.full()
-    out = _channels(near, best, h, w, max_range_m, max_intensity)
+    out = _channels(near, best, h, w, **channels)
     return out if size is None else resize(out, size, dense=False)

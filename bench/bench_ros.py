@@ -5,6 +5,7 @@
     python bench/bench_ros.py --parts e2e --e2e-model anyseg_b0 --e2e-size 1024x1024 \\
         --device cuda --rate 30                                    # on a GPU machine
     python bench/bench_ros.py --parts memory                       # peak RSS of the node
+    python bench/bench_ros.py --parts lidar --input-size 128x96    # the projection alone
 
 1. frame: one frame set, model excluded, as the node's worker does it: decode (rgb8 + 16UC1 +
    mono8 + PointCloud2 of --points points) + sync (push, frame set -> arrays) + preprocess
@@ -21,6 +22,9 @@
    (speed does not depend on the weights). ``--busy`` keeps one core busy meanwhile.
 4. memory: peak resident memory (VmHWM) of the node process with anyseg_b0 on the CPU under
    the feeder, for several image sizes and points per scan.
+5. lidar: the LiDAR projection alone (``encode_lidar`` of --points points into --size, at
+   --input-size) for each camera model, the compiled CPU loop (``anyseg_model.lidar_kernel``)
+   beside the torch path that a GPU runs, in alternating rounds: median ms.
 """
 
 from __future__ import annotations
@@ -244,6 +248,56 @@ def frame_report(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------- 2. sync
 
 
+CAMERA_MODELS = [
+    ("rectified", None, "plumb_bob"),
+    ("plumb_bob", (-0.25, 0.08, 0.001, -0.002, -0.01), "plumb_bob"),
+    (
+        "rational_polynomial",
+        (0.4, -0.2, 0.001, 0.002, 0.05, 0.7, -0.1, 0.03),
+        "rational_polynomial",
+    ),
+    ("equidistant", (0.05, -0.01, 0.002, -0.0005), "equidistant"),
+]
+
+
+def lidar_report(args: argparse.Namespace) -> None:
+    """Median ms of encode_lidar per camera model: compiled loop, torch path, ratio."""
+    from unittest import mock
+
+    import torch
+
+    from anyseg_model import lidar_encoding, lidar_kernel
+    from anyseg_model.representations import LidarScan
+
+    torch.set_num_threads(args.threads)
+    w, h = _size(args.size)
+    size = None if args.input_size == "native" else _size(args.input_size)[::-1]
+    cloud = frame_arrays(w, h, args.points)["lidar"]
+    # the node's decoder makes the points the (N, 4) view of planar rows
+    points = np.ascontiguousarray(cloud.T).T
+    k = np.asarray(camera_matrix(w, h)).reshape(3, 3)
+    t = np.asarray(LIDAR_TO_CAMERA).reshape(4, 4)
+    print(
+        f"encode_lidar: {args.points:,} points into {w}x{h} at input {args.input_size}, "
+        f"{args.threads} thread(s), median ms over {args.rounds} x {args.repeats}\n"
+    )
+    print("| camera model | compiled | torch | ratio |\n|---|---:|---:|---:|")
+    for label, d, model in CAMERA_MODELS:
+        times: dict[str, list[float]] = {"compiled": [], "torch": []}
+        for _ in range(args.rounds):
+            for path in times:
+                with mock.patch.object(lidar_kernel, "available", lambda p=path: p == "compiled"):
+                    for _ in range(args.repeats + 1):  # the first call of a round not counted
+                        scan = LidarScan(points, k, t, (w, h), d, model)
+                        a = time.perf_counter()
+                        lidar_encoding.encode_lidar(scan, "cpu", size)
+                        _ = scan.projection.flat  # the labelled points' index, as the node asks
+                        times[path].append((time.perf_counter() - a) * 1e3)
+                    del times[path][-args.repeats - 1]
+        c, p = (statistics.median(v) for v in times.values())
+        print(f"| {label} | {c:.2f} | {p:.2f} | {p / c:.1f}x |")
+
+
 def bench_sync(messages: int) -> float:
     sync = ModalitySynchronizer(
         ("rgb", "depth", "event", "lidar"), 15_000_000, 500_000_000, 50_000_000
@@ -414,6 +468,8 @@ def main() -> None:
         )
     if "memory" in parts:
         memory_report(args)
+    if "lidar" in parts:
+        lidar_report(args)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from anyseg_model import lidar_kernel
 from anyseg_model.encoding import encode_tensor
 from anyseg_model.representations import (
     DEFAULT_REPRESENTATIONS,
@@ -239,8 +240,14 @@ def test_torch_encoders_equal_the_numpy_reference(k):
     np.testing.assert_allclose(bgr(_images()[0][1]), bgr.reference(_images()[0][1]), atol=1e-6)
 
 
+@pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("distortion, model", DISTORTIONS)
-def test_torch_lidar_projection_equals_the_numpy_reference(distortion, model):
+def test_torch_lidar_projection_equals_the_numpy_reference(
+    monkeypatch, distortion, model, compiled
+):
+    """On the CPU the compiled loop (anyseg_model.lidar_kernel), or torch as on a GPU."""
+    if not compiled:
+        monkeypatch.setattr(lidar_kernel, "available", lambda: False)
     pts = _cloud()
     pts[::50, 3] = np.nan
     pts[5::77, 0] = np.nan
