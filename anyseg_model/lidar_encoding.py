@@ -11,7 +11,8 @@ of them, the only place the host waits for a GPU), straight into the small grid:
 values as projecting at full size and then resampling, without the full-size buffers.
 
 On the CPU, where numba is installed, :mod:`~anyseg_model.lidar_kernel` computes the same
-channels and padded indices in two compiled loops instead (bit for bit the same); the rest of
+channels and padded indices in two compiled loops instead (the same bit for bit, a fisheye's
+arctan aside: :mod:`~anyseg_model.lidar_kernel`); the rest of
 the projection (per-pixel depth, index, per-point pixel) is then made from these passes on
 first use only.
 """
