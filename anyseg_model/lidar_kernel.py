@@ -4,7 +4,7 @@ The torch path (:mod:`anyseg_model.lidar_encoding`) makes about 34 passes over t
 camera model, the depth range test, the cells, the tables of the read pixels, the compaction.
 Here one vectorised loop does the extrinsic, camera model and K, the range test and the index
 into the padded image (``Projection.flat``) of each point, and a second one z-buffers the points
-on the pixels the network input reads, in place: 2.5-4.3x faster at 100,000 points into a
+on the pixels the network input reads, in place: 2.7-4.4x faster at 100,000 points into a
 128x96 input, 1.4x for a fisheye, whose arctan keeps its loop scalar (BENCHMARKS.md, section
 6.1). The arithmetic is float32 in the order of :func:`~anyseg_model.representations.
 image_points` and :func:`~anyseg_model.camera.distort`, with each constant rounded as numpy and
