@@ -11,17 +11,16 @@ of them, the only place the host waits for a GPU), straight into the small grid:
 values as projecting at full size and then resampling, without the full-size buffers.
 
 On the CPU, where numba is installed, :mod:`~anyseg_model.lidar_kernel` computes the same
-channels and padded indices in two compiled loops instead (the same bit for bit, a fisheye's
-arctan aside: :mod:`~anyseg_model.lidar_kernel`); the rest of
-the projection (per-pixel depth, index, per-point pixel) is then made from these passes on
-first use only.
+channels and padded indices in two compiled loops instead (bit for bit, but for a fisheye's
+arctan); the rest of the projection (per-pixel depth and index, per-point pixel) is then made
+by the torch passes here, on first use only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from functools import cached_property, lru_cache
+from functools import cached_property, lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -214,8 +213,8 @@ def encode_lidar(
         grid = (hs, ws) if down else (h, w)
         near, best, flat = lidar_kernel.project_scan(scan, rows, grid)
         # the scan's camera without its points (the projection must not hold the scan)
-        camera = replace(scan, points=rows[:0])
-        parts = lambda: _front_end(upload(rows, "cpu"), camera)  # noqa: E731
+        camera = replace(scan, points=rows.T[:0])
+        parts = partial(_front_end, upload(rows, "cpu"), camera)
         scan.keep_projection(DeviceProjection((w, h), parts, flat))
         out = _channels(torch.from_numpy(near), torch.from_numpy(best), *grid, **channels)
         return out if size is None else resize(out, size, dense=False)

@@ -54,7 +54,8 @@ def read_table(src: int, dst: int) -> np.ndarray:
 def read_cells(w: int, h: int, gw: int, gh: int) -> np.ndarray:
     """int32 ((H + 2) * (W + 2),): per pixel of the image padded by one pixel (the index of
     ``Projection.flat``), the one of the gw x gh grid that nearest resampling reads it into, or
-    -1 (not read, or on the border: off the image)."""
+    -1 (not read, or on the border: off the image). 1.2 MB at 640 x 480: one gather per point
+    instead of two, and no division to split ``flat`` into row and column."""
     i, j = read_table(h, gh)[:, None], read_table(w, gw)[None, :]
     cells = np.where((i >= 0) & (j >= 0), i * gw + j, -1).astype(np.int32).reshape(-1)
     cells.flags.writeable = False
@@ -62,7 +63,7 @@ def read_cells(w: int, h: int, gw: int, gh: int) -> np.ndarray:
 
 
 def available() -> bool:
-    """Whether the compiled loop runs (imports numba: call it only where the CPU projection
+    """Whether the compiled loops run (imports numba: call it only where the CPU projection
     runs)."""
     return _compiled() is not None
 
