@@ -248,56 +248,6 @@ def frame_report(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------- 2. sync
 
 
-CAMERA_MODELS = [
-    ("rectified", None, "plumb_bob"),
-    ("plumb_bob", (-0.25, 0.08, 0.001, -0.002, -0.01), "plumb_bob"),
-    (
-        "rational_polynomial",
-        (0.4, -0.2, 0.001, 0.002, 0.05, 0.7, -0.1, 0.03),
-        "rational_polynomial",
-    ),
-    ("equidistant", (0.05, -0.01, 0.002, -0.0005), "equidistant"),
-]
-
-
-def lidar_report(args: argparse.Namespace) -> None:
-    """Median ms of encode_lidar per camera model: compiled loop, torch path, ratio."""
-    from unittest import mock
-
-    import torch
-
-    from anyseg_model import lidar_encoding, lidar_kernel
-    from anyseg_model.representations import LidarScan
-
-    torch.set_num_threads(args.threads)
-    w, h = _size(args.size)
-    size = None if args.input_size == "native" else _size(args.input_size)[::-1]
-    cloud = frame_arrays(w, h, args.points)["lidar"]
-    # the node's decoder makes the points the (N, 4) view of planar rows
-    points = np.ascontiguousarray(cloud.T).T
-    k = np.asarray(camera_matrix(w, h)).reshape(3, 3)
-    t = np.asarray(LIDAR_TO_CAMERA).reshape(4, 4)
-    print(
-        f"encode_lidar: {args.points:,} points into {w}x{h} at input {args.input_size}, "
-        f"{args.threads} thread(s), median ms over {args.rounds} x {args.repeats}\n"
-    )
-    print("| camera model | compiled | torch | ratio |\n|---|---:|---:|---:|")
-    for label, d, model in CAMERA_MODELS:
-        times: dict[str, list[float]] = {"compiled": [], "torch": []}
-        for _ in range(args.rounds):
-            for path in times:
-                with mock.patch.object(lidar_kernel, "available", lambda p=path: p == "compiled"):
-                    for _ in range(args.repeats + 1):  # the first call of a round not counted
-                        scan = LidarScan(points, k, t, (w, h), d, model)
-                        a = time.perf_counter()
-                        lidar_encoding.encode_lidar(scan, "cpu", size)
-                        _ = scan.projection.flat  # the labelled points' index, as the node asks
-                        times[path].append((time.perf_counter() - a) * 1e3)
-                    del times[path][-args.repeats - 1]
-        c, p = (statistics.median(v) for v in times.values())
-        print(f"| {label} | {c:.2f} | {p:.2f} | {p / c:.1f}x |")
-
-
 def bench_sync(messages: int) -> float:
     sync = ModalitySynchronizer(
         ("rgb", "depth", "event", "lidar"), 15_000_000, 500_000_000, 50_000_000
@@ -418,6 +368,59 @@ def memory_report(args: argparse.Namespace) -> None:
                 f"| {size} | {points:,} | {r['labels_hz']:.1f} | {r['node_peak_rss_mb']:.0f} |",
                 flush=True,
             )
+
+
+# ---------------------------------------------------------------- 5. lidar
+
+
+CAMERA_MODELS = [
+    ("rectified", None, "plumb_bob"),
+    ("plumb_bob", (-0.25, 0.08, 0.001, -0.002, -0.01), "plumb_bob"),
+    (
+        "rational_polynomial",
+        (0.4, -0.2, 0.001, 0.002, 0.05, 0.7, -0.1, 0.03),
+        "rational_polynomial",
+    ),
+    ("equidistant", (0.05, -0.01, 0.002, -0.0005), "equidistant"),
+]
+
+
+def lidar_report(args: argparse.Namespace) -> None:
+    """Median ms of encode_lidar per camera model: compiled loop, torch path, ratio."""
+    from unittest import mock
+
+    import torch
+
+    from anyseg_model import lidar_encoding, lidar_kernel
+    from anyseg_model.representations import LidarScan
+
+    torch.set_num_threads(args.threads)
+    w, h = _size(args.size)
+    size = None if args.input_size == "native" else _size(args.input_size)[::-1]
+    cloud = frame_arrays(w, h, args.points)["lidar"]
+    # the node's decoder makes the points the (N, 4) view of planar rows
+    points = np.ascontiguousarray(cloud.T).T
+    k = np.asarray(camera_matrix(w, h)).reshape(3, 3)
+    t = np.asarray(LIDAR_TO_CAMERA).reshape(4, 4)
+    print(
+        f"encode_lidar: {args.points:,} points into {w}x{h} at input {args.input_size}, "
+        f"{args.threads} thread(s), median ms over {args.rounds} x {args.repeats}\n"
+    )
+    print("| camera model | compiled | torch | ratio |\n|---|---:|---:|---:|")
+    for label, d, model in CAMERA_MODELS:
+        times: dict[str, list[float]] = {"compiled": [], "torch": []}
+        for _ in range(args.rounds):
+            for path in times:
+                with mock.patch.object(lidar_kernel, "available", lambda p=path: p == "compiled"):
+                    for _ in range(args.repeats + 1):  # the first call of a round not counted
+                        scan = LidarScan(points, k, t, (w, h), d, model)
+                        a = time.perf_counter()
+                        lidar_encoding.encode_lidar(scan, "cpu", size)
+                        _ = scan.projection.flat  # the labelled points' index, as the node asks
+                        times[path].append((time.perf_counter() - a) * 1e3)
+                    del times[path][-args.repeats - 1]
+        c, p = (statistics.median(v) for v in times.values())
+        print(f"| {label} | {c:.2f} | {p:.2f} | {p / c:.1f}x |")
 
 
 def main() -> None:
