@@ -31,7 +31,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import String
 
-from anyseg_model import CheckpointError, Segmentor
+from anyseg_model import CheckpointError, Segmentor, lidar_kernel
 
 from . import messages
 from .core.decode import DecodeError
@@ -163,7 +163,7 @@ class Segmentation:
     def describe(self) -> str:
         """One line for the log: what is segmented with what, on what, from which inputs."""
         s, seg = self.settings, self.segmentor
-        inputs = ", ".join(f"{k} {v}" for k, v in self.pipeline.input_status())
+        inputs = ", ".join(f"{k} {v}" for k, v in self._input_status())
         return (
             f"segmenting {'+'.join(s.modalities)} with {s.checkpoint} on {seg.device} "
             f"({s.backend}, {seg.threads} threads; {len(seg.classes)} classes); "
@@ -360,8 +360,16 @@ class Segmentation:
             str(self.segmentor.device),
             self.clock,
         )
-        sts[-1].values += self.pipeline.input_status()
+        sts[-1].values += self._input_status()
         return sts
+
+    def _input_status(self) -> list[tuple[str, str]]:
+        """The pipeline's input status, and how the LiDAR is projected on the CPU."""
+        out = self.pipeline.input_status()
+        if "lidar" in self.settings.modalities and self.segmentor.device.type == "cpu":
+            compiled = lidar_kernel.available()
+            out.append(("lidar_projection", "compiled" if compiled else "torch (no numba)"))
+        return out
 
     def _publish_diagnostics(self) -> None:
         sts = self.statuses()
