@@ -130,3 +130,29 @@ def test_without_numba_the_torch_path_projects():
     # the point 10 m ahead at the camera's height lands on its centre (40, 30); the point
     # behind has flat 0
     assert r.stdout.split() == ["False", "True", "1.0", f"[{31 * 82 + 41},", "0]"]
+
+
+def test_the_loops_compile_without_a_writable_cache(monkeypatch):
+    """numba refuses cache=True where no cache directory is writable (a read-only install):
+    compiled uncached then, with the same answers."""
+    import numba
+
+    pts = _cloud(4)
+    want, _ = _encoded(pts, None, "plumb_bob", (H // 2, W // 3))
+    real, calls = numba.njit, []
+
+    def njit(*args, **kw):
+        calls.append(kw.get("cache"))
+        if kw.get("cache"):
+            raise RuntimeError("cannot cache function 'project': no locator available")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(numba, "njit", njit)
+    lidar_kernel._compiled.cache_clear()
+    try:
+        got, _ = _encoded(pts, None, "plumb_bob", (H // 2, W // 3))
+        assert calls[:2] == [True, False]
+        assert type(lidar_kernel._compiled()).__module__.startswith("numba")
+    finally:
+        lidar_kernel._compiled.cache_clear()  # the cached compile again for the other tests
+    assert torch.equal(got, want)
