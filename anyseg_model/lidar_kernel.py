@@ -156,10 +156,10 @@ def project(
         for p in range(rows.shape[1]):
             x, y, z = normalised(p)
             r = np.sqrt(x * x + y * y)
-            # a 360-degree LiDAR has most points behind the camera: no arctan for them (their
-            # flat is 0 whatever the rest gives)
-            # float64 arctan rounded: torch's float32 one to the last bit but for 2 in 10,000
-            # (libm's float32 one differs in 6 in 100, numpy's in 28 in 100, by one ulp)
+            # The float64 arctan, rounded: torch's float32 one to the last bit but for 2 in
+            # 10,000 (libm's float32 one differs in 6 in 100, numpy's in 28, by one ulp). None
+            # for the points out of the depth range (most of a 360-degree LiDAR's), whose flat
+            # is 0 whatever the rest gives.
             theta = F32(math.atan(r)) if (z > _NEAR) & (z < _FAR) else _0
             t2 = theta * theta
             poly = _1 + t2 * (k1 + t2 * (k2 + t2 * (k3 + t2 * k4)))
